@@ -1,0 +1,49 @@
+// Name -> tensor maps and strict module loading. Modules register their parameters
+// under the Hugging Face names, so loading is a name lookup plus a shape/dtype check.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "v2m/safetensors.h"
+
+namespace v2m::nn {
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+at::ScalarType to_scalar_type(DType d);
+DType from_scalar_type(at::ScalarType t);
+
+// Zero-copy CPU tensor over a view; the returned tensor keeps `owner` alive.
+at::Tensor to_tensor(const TensorView& v, const std::shared_ptr<SafeTensorsFile>& owner);
+
+// Every tensor of a file, zero-copy (names as in the file).
+TensorMap load_safetensors(const std::string& path);
+
+// Saves tensors atomically (contiguous CPU copies are made where needed).
+void save_safetensors(const std::string& path, const TensorMap& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+// Copies `tensors[prefix + name]` into every parameter and buffer of `module`.
+// Strict: a missing tensor, a shape mismatch (message names the tensor and both shapes)
+// or a non-floating dtype for a floating parameter throws v2m::Error; `source` names the
+// file in messages. Values are converted to the parameter's dtype/device.
+// Returns the set of keys consumed (so callers can report unused tensors).
+std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& tensors,
+                                   const std::string& prefix, const std::string& source);
+
+// Flattens parameters and buffers of `module` into a map under `prefix`.
+void collect_state(const torch::nn::Module& module, const std::string& prefix, TensorMap* out);
+
+// Number of parameter elements.
+int64_t count_parameters(const torch::nn::Module& module);
+
+// Throws v2m::Error naming the tensor if any value is NaN/Inf.
+void check_finite(const TensorMap& tensors, const std::string& source);
+
+}  // namespace v2m::nn
