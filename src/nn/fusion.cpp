@@ -1,0 +1,110 @@
+#include "nn/fusion.h"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/dropout.h>
+
+#include <cmath>
+
+#include "nn/compat.h"
+#include "v2m/error.h"
+
+namespace v2m::nn {
+
+namespace F = torch::nn::functional;
+
+at::Tensor time_embedding(const at::Tensor& t, int64_t dim, double scale) {
+  // Same frequencies as the transformer's sinusoids (1 / 10000^(2i/dim)), but evaluated at
+  // real time * scale instead of integer positions.
+  const int64_t half = dim / 2;
+  auto freqs = at::exp(at::arange(half, t.options().dtype(at::kFloat)) * (-std::log(10000.0) / std::max<int64_t>(half - 1, 1)));
+  auto args = (t.to(at::kFloat) * scale).unsqueeze(-1) * freqs;  // [B, T, half]
+  auto emb = at::cat({at::sin(args), at::cos(args)}, -1);
+  if (dim % 2) emb = at::constant_pad_nd(emb, {0, 1});
+  return emb;
+}
+
+MotionEncoderImpl::MotionEncoderImpl(const MotionEncoderConfig& c, int64_t width) : cfg(c) {
+  if (cfg.kernel_size % 2 == 0) throw Error("motion.kernel_size must be odd, got " + std::to_string(cfg.kernel_size));
+  in_norm = register_module("in_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.in_dim})));
+  in_proj = register_module("in_proj", torch::nn::Linear(cfg.in_dim, width));
+  for (int64_t i = 0; i < cfg.layers; ++i)
+    blocks->push_back(torch::nn::Conv1d(
+        torch::nn::Conv1dOptions(width, width, cfg.kernel_size).padding(cfg.kernel_size / 2)));
+  register_module("blocks", blocks);
+}
+
+at::Tensor MotionEncoderImpl::forward(const at::Tensor& x) {
+  // Descriptors mix histogram mass, pixel velocities and a cut flag: normalise first.
+  at::Tensor h = in_proj->forward(in_norm->forward(x));  // [B, Tm, W]
+  if (blocks->size() == 0) return h;
+  h = h.transpose(1, 2);  // [B, W, Tm] for the temporal convs
+  for (const auto& m : *blocks) h = h + F::gelu(m->as<torch::nn::Conv1d>()->forward(h));
+  return h.transpose(1, 2);
+}
+
+FusionLayerImpl::FusionLayerImpl(const FusionConfig& c) : heads(c.heads) {
+  if (c.width % c.heads) throw Error("fusion.width " + std::to_string(c.width) + " is not divisible by fusion.heads " + std::to_string(c.heads));
+  const int64_t w = c.width;
+  q_norm = register_module("q_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
+  kv_norm = register_module("kv_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
+  q_proj = register_module("q_proj", torch::nn::Linear(w, w));
+  k_proj = register_module("k_proj", torch::nn::Linear(w, w));
+  v_proj = register_module("v_proj", torch::nn::Linear(w, w));
+  out_proj = register_module("out_proj", torch::nn::Linear(w, w));
+  ffn_norm = register_module("ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
+  fc1 = register_module("fc1", torch::nn::Linear(w, c.ffn_dim));
+  fc2 = register_module("fc2", torch::nn::Linear(c.ffn_dim, w));
+}
+
+at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& kv_mask) {
+  const int64_t B = x.size(0), Tq = x.size(1), Tk = kv.size(1), W = x.size(2), Dh = W / heads;
+  auto split = [&](const at::Tensor& t, int64_t T) { return t.view({B, T, heads, Dh}).transpose(1, 2); };
+  at::Tensor q = split(q_proj->forward(q_norm->forward(x)), Tq);
+  at::Tensor kvn = kv_norm->forward(kv);
+  at::Tensor k = split(k_proj->forward(kvn), Tk);
+  at::Tensor v = split(v_proj->forward(kvn), Tk);
+  // Additive mask over keys: a large negative (not -inf) keeps fully masked rows finite.
+  at::Tensor add = (1.0 - kv_mask.to(q.scalar_type())).mul(-1e9).view({B, 1, 1, Tk});
+  at::Tensor a = attention(q, k, v, add, /*causal=*/false).transpose(1, 2).reshape({B, Tq, W});
+  at::Tensor h = x + out_proj->forward(a);
+  return h + fc2->forward(F::gelu(fc1->forward(ffn_norm->forward(h))));
+}
+
+TemporalFusionImpl::TemporalFusionImpl(const FusionConfig& c, const MotionEncoderConfig& mc, int64_t clip_dim,
+                                       int64_t d_model)
+    : cfg(c) {
+  clip_proj = register_module("clip_proj", torch::nn::Linear(clip_dim, c.width));
+  if (c.motion) motion_encoder = register_module("motion_encoder", MotionEncoder(mc, c.width));
+  for (int64_t i = 0; i < c.layers; ++i) layers->push_back(FusionLayer(c));
+  register_module("layers", layers);
+  final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width})));
+  out_proj = register_module("out_proj", torch::nn::Linear(c.width, d_model));
+}
+
+FusionOutput TemporalFusionImpl::forward(const at::Tensor& clip, const at::Tensor& clip_t, const at::Tensor& clip_mask,
+                                         const at::Tensor& motion, const at::Tensor& motion_t,
+                                         const at::Tensor& motion_mask) {
+  const int64_t W = cfg.width;
+  at::Tensor kv = clip_proj->forward(clip) + time_embedding(clip_t, W, cfg.time_scale).to(clip.scalar_type());
+  if (is_training() && cfg.dropout > 0) kv = F::dropout(kv, F::DropoutFuncOptions().p(cfg.dropout).training(true));
+  at::Tensor x, x_mask, x_t;
+  if (cfg.motion) {
+    // Motion tokens are the queries: the condition runs at the motion rate and each token
+    // gathers the scene semantics of the CLIP frames around (and before/after) its time.
+    x = motion_encoder->forward(motion) + time_embedding(motion_t, W, cfg.time_scale).to(motion.scalar_type());
+    x_mask = motion_mask;
+    x_t = motion_t;
+  } else {
+    // Ablation: CLIP tokens attend over themselves; everything else is unchanged.
+    x = kv;
+    x_mask = clip_mask;
+    x_t = clip_t;
+  }
+  for (const auto& m : *layers) x = m->as<FusionLayer>()->forward(x, kv, clip_mask);
+  at::Tensor mem = out_proj->forward(final_norm->forward(x));
+  // Padded query positions carry no condition.
+  mem = mem * x_mask.to(mem.scalar_type()).unsqueeze(-1);
+  return {mem, x_mask.to(at::kLong), x_t};
+}
+
+}  // namespace v2m::nn

@@ -1,0 +1,116 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nn/fusion.h"
+#include "nn/state_dict.h"
+
+using namespace v2m::nn;
+
+namespace {
+
+FusionConfig tiny_fusion(bool motion) {
+  FusionConfig c;
+  c.motion = motion;
+  c.width = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.ffn_dim = 64;
+  return c;
+}
+
+MotionEncoderConfig tiny_motion() {
+  MotionEncoderConfig m;
+  m.in_dim = 12;
+  m.layers = 1;
+  return m;
+}
+
+struct Inputs {
+  at::Tensor clip, clip_t, clip_mask, motion, motion_t, motion_mask;
+};
+
+Inputs make_inputs(int64_t B = 2, int64_t Tc = 5, int64_t Tm = 16) {
+  torch::manual_seed(0);
+  Inputs in;
+  in.clip = torch::randn({B, Tc, 24});
+  in.clip_t = (torch::arange(Tc).to(torch::kFloat) * 1.0 + 0.5).unsqueeze(0).expand({B, Tc}).contiguous();
+  in.clip_mask = torch::ones({B, Tc}, torch::kLong);
+  in.motion = torch::randn({B, Tm, 12});
+  in.motion_t = (torch::arange(Tm).to(torch::kFloat) / 8.0 + 1.0 / 16).unsqueeze(0).expand({B, Tm}).contiguous();
+  in.motion_mask = torch::ones({B, Tm}, torch::kLong);
+  return in;
+}
+
+}  // namespace
+
+TEST(Fusion, TimeEmbeddingLinesUpStreamsOfDifferentRates) {
+  // CLIP at 1 fps and flow at 8 fps: tokens at the same real time get the same embedding,
+  // whatever their index in their stream.
+  auto clip_t = torch::tensor({{0.0f, 1.0f, 2.0f}});
+  auto flow_t = torch::arange(17).to(torch::kFloat).div(8.0).unsqueeze(0);
+  auto ec = time_embedding(clip_t, 32, 10.0);
+  auto ef = time_embedding(flow_t, 32, 10.0);
+  EXPECT_TRUE(torch::allclose(ec[0][1], ef[0][8], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(ec[0][2], ef[0][16], 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(ec[0][1], ef[0][7], 1e-3, 1e-3));
+}
+
+TEST(Fusion, OutputShapesFollowTheQueryStream) {
+  TemporalFusion f(tiny_fusion(true), tiny_motion(), 24, 48);
+  auto in = make_inputs();
+  auto out = f->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_EQ(out.memory.sizes(), (std::vector<int64_t>{2, 16, 48}));
+  EXPECT_EQ(out.mask.sizes(), (std::vector<int64_t>{2, 16}));
+  EXPECT_TRUE(torch::equal(out.times, in.motion_t));
+
+  TemporalFusion nm(tiny_fusion(false), tiny_motion(), 24, 48);
+  auto o2 = nm->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_EQ(o2.memory.sizes(), (std::vector<int64_t>{2, 5, 48}));
+}
+
+TEST(Fusion, MaskedPositionsAreZeroAndIgnored) {
+  TemporalFusion f(tiny_fusion(true), tiny_motion(), 24, 48);
+  f->eval();
+  auto in = make_inputs();
+  // Pad the second clip: its last 6 motion tokens and last 2 CLIP tokens are invalid.
+  in.motion_mask[1].slice(0, 10).fill_(0);
+  in.clip_mask[1].slice(0, 3).fill_(0);
+  auto out = f->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_EQ(out.memory[1].slice(0, 10).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(out.mask[1].sum().item<int64_t>(), 10);
+  // Changing masked CLIP tokens changes nothing.
+  auto clip2 = in.clip.clone();
+  clip2[1].slice(0, 3).add_(100.0);
+  auto out2 = f->forward(clip2, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_TRUE(torch::allclose(out.memory, out2.memory, 1e-5, 1e-5));
+}
+
+TEST(Fusion, NoMotionConfigChangesOnlyTheFusionPath) {
+  TemporalFusion with(tiny_fusion(true), tiny_motion(), 24, 48);
+  TemporalFusion without(tiny_fusion(false), tiny_motion(), 24, 48);
+  TensorMap a, b;
+  collect_state(*with, "", &a);
+  collect_state(*without, "", &b);
+  // Same tensors except the motion encoder's.
+  for (auto& [k, t] : b) {
+    ASSERT_TRUE(a.count(k)) << k;
+    EXPECT_EQ(a[k].sizes(), t.sizes()) << k;
+  }
+  for (auto& [k, t] : a)
+    if (!b.count(k)) EXPECT_EQ(k.rfind("motion_encoder.", 0), 0u) << k;
+  // The no-motion output does not depend on motion inputs at all.
+  without->eval();
+  auto in = make_inputs();
+  auto o1 = without->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  auto o2 = without->forward(in.clip, in.clip_t, in.clip_mask, in.motion * 5, in.motion_t, in.motion_mask);
+  EXPECT_TRUE(torch::equal(o1.memory, o2.memory));
+}
+
+TEST(Fusion, ModelSSizeIsAboutFortyMillion) {
+  FusionConfig c;  // defaults are Model-S
+  MotionEncoderConfig m;
+  TemporalFusion f(c, m, 512, 1024);
+  const double n = count_parameters(*f) / 1e6;
+  EXPECT_GT(n, 38.0);
+  EXPECT_LT(n, 45.0);
+}
