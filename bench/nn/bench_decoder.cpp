@@ -82,24 +82,6 @@ int main() {
   const double kv_bytes = 4.0 * L * 2.0 * B2 * D * (S + steps / 2.0);
   const double med = median(step_ms);
 
-  // References for the same machine/moment: a plain copy (read + write) of 256 MiB, and one
-  // fc1-shaped linear (M = 2) alone; the decoder step cannot beat either's GB/s.
-  auto src = torch::ones({64 << 20}), dst = torch::empty({64 << 20});
-  std::vector<double> copy_ms, lin_ms;
-  for (int i = 0; i < 5; ++i) {
-    const double t0 = now_ms();
-    dst.copy_(src);
-    copy_ms.push_back(now_ms() - t0);
-  }
-  auto w = torch::randn({cfg.ffn_dim, D}), x = torch::randn({2 * B, 1, D});
-  for (int i = 0; i < 20; ++i) {
-    const double t0 = now_ms();
-    auto y = torch::linear(x, w);
-    lin_ms.push_back(now_ms() - t0);
-  }
-  const double copy_gbs = 2.0 * src.numel() * 4 / (median(copy_ms) * 1e-3) / 1e9;
-  const double linear_gbs = static_cast<double>(w.numel()) * 4 / (median(lin_ms) * 1e-3) / 1e9;
-  src = dst = torch::Tensor();
   std::printf(
       "{\n  \"bench\": \"decoder_step\",\n  \"model\": \"musicgen-small decoder (fp32, random weights)\",\n"
       "  \"threads\": %d,\n  \"batch\": %lld,\n  \"memory_tokens\": %lld,\n  \"steps\": %lld,\n"

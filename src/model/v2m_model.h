@@ -1,0 +1,49 @@
+// V2MModel: CLIP vision + motion encoder + temporal fusion + MusicGen decoder + EnCodec,
+// assembled from a ModelConfig. A model directory is config.yaml + model.safetensors
+// with tensors under "clip.", "fusion.", "decoder.", "codec." (the pretrained parts keep
+// their Hugging Face names below the prefix).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "model/model_config.h"
+
+namespace v2m::model {
+
+struct V2MModelImpl : torch::nn::Module {
+  explicit V2MModelImpl(const ModelConfig& cfg);
+
+  ModelConfig cfg;
+  nn::ClipVision clip{nullptr};
+  nn::TemporalFusion fusion{nullptr};
+  nn::MusicgenDecoder decoder{nullptr};
+  nn::Encodec codec{nullptr};
+
+  // Parameter counts per part and "total".
+  std::map<std::string, int64_t> parameter_counts() const;
+  int sample_rate() const { return static_cast<int>(cfg.codec.sampling_rate); }
+  double frame_rate() const;  // codec frames per second
+};
+TORCH_MODULE(V2MModel);
+
+// `path` is a model directory (config.yaml + model.safetensors) or a model config .yaml
+// (random init with a fixed seed: for tests, benchmarks and the untrained pipeline).
+// Strict: a missing/mismatched tensor names the tensor and both shapes; unused tensors in
+// the file are an error too (they mean the config and the weights disagree).
+// check_weights: scan every tensor for NaN/Inf.
+V2MModel load_model(const std::string& path, bool check_weights = false, const std::vector<std::string>& overrides = {});
+
+// Writes dir/config.yaml and dir/model.safetensors (floating tensors cast to `dtype`:
+// kFloat, kHalf or kBFloat16), each atomically.
+void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
+                const std::map<std::string, std::string>& metadata = {});
+
+// Parses "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16".
+at::ScalarType parse_dtype(const std::string& s);
+
+}  // namespace v2m::model
