@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh -DV2M_BUILD_BENCH=ON
 B=${BUILD_DIR:-build}/bench
+# As the CLI does for itself (tools/v2m/main.cpp): no spinning OpenMP workers.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 OUT=bench-results
 mkdir -p "$OUT"
 run() { local name=$1; shift; echo "bench: $name" >&2; "$@" > "$OUT/$name.json"; cat "$OUT/$name.json"; }

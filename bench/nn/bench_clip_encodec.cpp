@@ -5,7 +5,9 @@
 //   - EnCodec 32 kHz: decode of 10 s of codes (4 x 500 frames) in one pass and through
 //     decode_chunked (default 500-frame chunks, 50 frames of overlap), as a real-time factor
 //     (compute seconds per second of audio; < 1 is faster than real time), and encode of 10 s.
-// Median of a few repetitions after one warm-up. JSON on stdout.
+// Median of 2 repetitions (preprocessing: 5) after one warm-up, as wall seconds and as process CPU seconds (all
+// threads; on a shared, loaded machine cpu_s / threads is the better estimate of the
+// uncontended wall time). JSON on stdout.
 //   bench_clip_encodec [threads]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -30,17 +33,29 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Median seconds of `reps` runs of f after one warm-up run.
-double time_median(int reps, const std::function<void()>& f) {
+double cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct Timing {
+  double wall = 0, cpu = 0;
+};
+
+// Median wall and CPU seconds of `reps` runs of f after one warm-up run.
+Timing time_median(int reps, const std::function<void()>& f) {
   f();
-  std::vector<double> t;
+  std::vector<double> w, c;
   for (int i = 0; i < reps; ++i) {
-    const double t0 = now_s();
+    const double t0 = now_s(), c0 = cpu_s();
     f();
-    t.push_back(now_s() - t0);
+    w.push_back(now_s() - t0);
+    c.push_back(cpu_s() - c0);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  std::sort(w.begin(), w.end());
+  std::sort(c.begin(), c.end());
+  return {w[w.size() / 2], c[c.size() / 2]};
 }
 
 }  // namespace
@@ -55,10 +70,10 @@ int main(int argc, char** argv) {
   clip->eval();
   const int64_t batch = 8;
   at::Tensor px = at::randn({batch, 3, 224, 224});
-  const double clip_s = time_median(3, [&] { clip->forward(px); });
+  const Timing clip_t = time_median(2, [&] { clip->forward(px); });
   std::vector<uint8_t> frame(1280 * 720 * 3);
   for (size_t i = 0; i < frame.size(); ++i) frame[i] = static_cast<uint8_t>(i * 31);
-  const double pre_s = time_median(5, [&] { clip_preprocess(frame.data(), 720, 1280); });
+  const Timing pre = time_median(5, [&] { clip_preprocess(frame.data(), 720, 1280); });
 
   // EnCodec 32 kHz.
   EncodecConfig ec;
@@ -67,23 +82,24 @@ int main(int argc, char** argv) {
   const double seconds = 10.0;
   const int64_t frames = static_cast<int64_t>(seconds * ec.frame_rate());
   at::Tensor codes = at::randint(0, ec.codebook_size, {1, ec.num_codebooks, frames}, at::kLong);
-  const double dec_s = time_median(3, [&] { codec->decode(codes); });
-  const double dec_chunked_s = time_median(3, [&] { codec->decode_chunked(codes); });
+  const Timing dec = time_median(2, [&] { codec->decode(codes); });
+  const Timing dec_chunked = time_median(2, [&] { codec->decode_chunked(codes); });
   at::Tensor audio = at::randn({1, 1, frames * ec.hop_length()}) * 0.1;
-  const double enc_s = time_median(3, [&] { codec->encode(audio); });
+  const Timing enc = time_median(2, [&] { codec->encode(audio); });
 
   std::printf(
       "{\n  \"bench\": \"clip_encodec\",\n  \"threads\": %d,\n"
       "  \"clip\": {\"model\": \"ViT-B/32 vision + projection (fp32, random weights)\", \"parameters\": %lld,\n"
-      "           \"batch\": %lld, \"batch_s\": %.4f, \"images_per_s\": %.2f, \"preprocess_1280x720_ms\": %.2f},\n"
+      "           \"batch\": %lld, \"batch_s\": %.4f, \"batch_cpu_s\": %.4f, \"images_per_s\": %.2f,\n"
+      "           \"preprocess_1280x720_ms\": %.2f},\n"
       "  \"encodec\": {\"model\": \"encodec_32khz (fp32, random weights)\", \"parameters\": %lld,\n"
       "              \"audio_s\": %.1f, \"frames\": %lld,\n"
-      "              \"decode_s\": %.4f, \"decode_rtf\": %.4f,\n"
-      "              \"decode_chunked_s\": %.4f, \"decode_chunked_rtf\": %.4f,\n"
-      "              \"encode_s\": %.4f, \"encode_rtf\": %.4f}\n}\n",
-      at::get_num_threads(), static_cast<long long>(count_parameters(*clip)), static_cast<long long>(batch), clip_s,
-      batch / clip_s, pre_s * 1e3, static_cast<long long>(count_parameters(*codec)), seconds,
-      static_cast<long long>(frames), dec_s, dec_s / seconds, dec_chunked_s, dec_chunked_s / seconds, enc_s,
-      enc_s / seconds);
+      "              \"decode_s\": %.4f, \"decode_cpu_s\": %.4f, \"decode_rtf\": %.4f,\n"
+      "              \"decode_chunked_s\": %.4f, \"decode_chunked_cpu_s\": %.4f, \"decode_chunked_rtf\": %.4f,\n"
+      "              \"encode_s\": %.4f, \"encode_cpu_s\": %.4f, \"encode_rtf\": %.4f}\n}\n",
+      at::get_num_threads(), static_cast<long long>(count_parameters(*clip)), static_cast<long long>(batch), clip_t.wall,
+      clip_t.cpu, batch / clip_t.wall, pre.wall * 1e3, static_cast<long long>(count_parameters(*codec)), seconds,
+      static_cast<long long>(frames), dec.wall, dec.cpu, dec.wall / seconds, dec_chunked.wall, dec_chunked.cpu,
+      dec_chunked.wall / seconds, enc.wall, enc.cpu, enc.wall / seconds);
   return 0;
 }

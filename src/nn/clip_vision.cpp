@@ -27,12 +27,13 @@ void ClipVisionConfig::visit(ConfigVisitor& v) {
   v.field("projection_dim", projection_dim, {1, 1 << 16});
   v.field("layer_norm_eps", layer_norm_eps, {0.0, 1.0});
   v.field("hidden_act", hidden_act, {"quick_gelu", "gelu"});
+  v.field("num_channels", num_channels, {1, 64});
 }
 
 void ClipVisionConfig::validate(const std::string& source) const {
   auto fail = [&](const std::string& why) { throw Error(describe("bad clip vision config", source, why)); };
   if (hidden_size < 1 || intermediate_size < 1 || num_hidden_layers < 1 || num_attention_heads < 1 || image_size < 1 ||
-      patch_size < 1 || projection_dim < 1)
+      patch_size < 1 || projection_dim < 1 || num_channels < 1)
     fail("sizes must be positive");
   if (hidden_size % num_attention_heads)
     fail("hidden_size " + std::to_string(hidden_size) + " is not divisible by num_attention_heads " +
@@ -81,9 +82,7 @@ ClipVisionConfig clip_vision_config_from_hf(const nlohmann::json& j, const std::
   read(v, "patch_size", c.patch_size, source, where);
   read(v, "layer_norm_eps", c.layer_norm_eps, source, where);
   read(v, "hidden_act", c.hidden_act, source, where);
-  auto nc = v.find("num_channels");
-  if (nc != v.end() && nc->is_number_integer() && nc->get<int64_t>() != 3)
-    throw Error(describe("bad clip config", source, "'" + where + "num_channels' must be 3 (RGB)"));
+  read(v, "num_channels", c.num_channels, source, where);
   // CLIPModel's visual_projection uses the top-level projection_dim; a vision-only config
   // (CLIPVisionModelWithProjection) carries its own.
   read(v, "projection_dim", c.projection_dim, source, where);
@@ -140,7 +139,8 @@ ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(const ClipVisionConfig& cfg) 
   // transformers' init: class token ~ N(0, D^-1/2), positions ~ N(0, 0.02).
   class_embedding = register_parameter("class_embedding", at::randn({D}) * (1.0 / std::sqrt(static_cast<double>(D))));
   patch_embedding =
-      register_module("patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, D, P).stride(P).bias(false)));
+      register_module("patch_embedding",
+                      torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.num_channels, D, P).stride(P).bias(false)));
   position_embedding = register_module("position_embedding", torch::nn::Embedding(g * g + 1, D));
   {
     at::NoGradGuard ng;
@@ -182,10 +182,11 @@ ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& c) : cfg(c) {
 }
 
 at::Tensor ClipVisionImpl::pooled(const at::Tensor& pixels) {
-  if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != cfg.image_size || pixels.size(3) != cfg.image_size)
-    throw Error(describe("clip vision", "pixels", "expected [T, 3, " + std::to_string(cfg.image_size) + ", " +
-                                                      std::to_string(cfg.image_size) + "], got " +
-                                                      c10::str(pixels.sizes())));
+  if (pixels.dim() != 4 || pixels.size(1) != cfg.num_channels || pixels.size(2) != cfg.image_size ||
+      pixels.size(3) != cfg.image_size)
+    throw Error(describe("clip vision", "pixels",
+                         "expected [T, " + std::to_string(cfg.num_channels) + ", " + std::to_string(cfg.image_size) +
+                             ", " + std::to_string(cfg.image_size) + "], got " + c10::str(pixels.sizes())));
   // CLIPVisionTransformer's pooler_output: post_layernorm of the class token only.
   return vision_model->post_layernorm(vision_model->forward(pixels).select(1, 0));
 }

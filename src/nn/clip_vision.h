@@ -2,7 +2,7 @@
 // the same module tree and parameter names, so a hub checkpoint loads by name:
 //
 //   vision_model.embeddings.class_embedding                      [D]
-//   vision_model.embeddings.patch_embedding.weight               [D, 3, P, P]   (no bias)
+//   vision_model.embeddings.patch_embedding.weight               [D, C, P, P]   (no bias)
 //   vision_model.embeddings.position_embedding.weight            [(S/P)^2 + 1, D]
 //   vision_model.pre_layrnorm.{weight,bias}                      (sic, HF's spelling)
 //   vision_model.encoder.layers.{l}.self_attn.{k,v,q,out}_proj.{weight,bias}
@@ -44,6 +44,7 @@ struct ClipVisionConfig {
   int64_t projection_dim = 512;
   double layer_norm_eps = 1e-5;
   std::string hidden_act = "quick_gelu";  // "quick_gelu" | "gelu"
+  int64_t num_channels = 3;               // input planes (clip_preprocess produces RGB)
   void visit(ConfigVisitor& v);
   // Throws v2m::Error naming `source` for inconsistent values.
   void validate(const std::string& source) const;
@@ -113,10 +114,10 @@ TORCH_MODULE(ClipVisionTransformer);
 // The vision half of CLIPModel: vision_model + visual_projection.
 struct ClipVisionImpl : torch::nn::Module {
   explicit ClipVisionImpl(const ClipVisionConfig& cfg);
-  // pixels: [T, 3, S, S] (CLIP-normalised) -> image_embeds [T, projection_dim]
+  // pixels: [T, C, S, S] (CLIP-normalised) -> image_embeds [T, projection_dim]
   // (= CLIPModel.get_image_features: projected, not L2-normalised)
   at::Tensor forward(const at::Tensor& pixels);
-  // pixels: [T, 3, S, S] -> pooled output [T, hidden_size] (post_layernorm of the class token)
+  // pixels: [T, C, S, S] -> pooled output [T, hidden_size] (post_layernorm of the class token)
   at::Tensor pooled(const at::Tensor& pixels);
 
   ClipVisionConfig cfg;

@@ -102,6 +102,8 @@ TEST(ClipVision, ConfigFromHfReadsVisionConfigAndTopLevelProjection) {
   EXPECT_EQ(v.projection_dim, 256);
   EXPECT_EQ(v.hidden_size, 768);
   EXPECT_EQ(v.hidden_act, "gelu");
+  EXPECT_EQ(v.num_channels, 3);
+  EXPECT_EQ(clip_vision_config_from_hf(nlohmann::json{{"num_channels", 1}}).num_channels, 1);
   EXPECT_THROW(clip_vision_config_from_hf(nlohmann::json{{"hidden_act", "relu"}}), v2m::Error);
   EXPECT_THROW(clip_vision_config_from_hf(nlohmann::json{{"hidden_size", "wide"}}), v2m::Error);
 }

@@ -2,7 +2,10 @@
 // (0 ok, 1 runtime error, 2 usage error).
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 
@@ -25,6 +28,14 @@ Command::Command(std::string name, std::string description, SetupFn setup) {
 
 int main(int argc, char** argv) {
   using namespace v2m::cli;
+  // LibTorch's OpenMP workers spin after every parallel region while OpenBLAS's own
+  // threads do the matmuls; on few cores they fight and a decoder step runs ~5x slower
+  // (bench_decoder: 653 ms -> 126 ms per musicgen-small step on 2 cores). libgomp reads
+  // OMP_WAIT_POLICY when it loads, before main, so set it and re-exec once.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    ::execv("/proc/self/exe", argv);  // only returns on failure: carry on with spinning threads
+  }
   CLI::App app{"v2m: generate background music that follows a video"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("v2m ") + V2M_VERSION);
