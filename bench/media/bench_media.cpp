@@ -156,12 +156,14 @@ int main(int argc, char** argv) {
     j["repeat"] = repeat;
 
     v2m::media::VideoDecodeOptions clip224;
+    clip224.fps = 0;  // every source frame
     clip224.short_side = 224;
     clip224.center_crop = true;
     auto [n1, s1] = time_decode(clip, clip224, repeat);
     j["decode_rgb224_crop"] = {{"frames", n1}, {"seconds", s1}, {"frames_per_s", n1 / s1}};
 
     v2m::media::VideoDecodeOptions gray128;
+    gray128.fps = 0;
     gray128.short_side = 128;
     gray128.gray = true;
     auto [n2, s2] = time_decode(clip, gray128, repeat);

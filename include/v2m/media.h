@@ -10,7 +10,6 @@
 // subtracted), the same origin for video, audio and mux, so streams stay in sync.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
 #include <opencv2/core.hpp>
 
 #include <cstdint>
@@ -27,12 +26,9 @@ constexpr int kMaxFrameSide = 16384;
 // ---------------------------------------------------------------------------------------
 // Probe
 
-enum class StreamType { Video, Audio, Subtitle, Data, Other };
-const char* to_string(StreamType t);
-
 struct StreamInfo {
   int index = 0;
-  StreamType type = StreamType::Other;
+  std::string type = "other";  // video | audio | subtitle | data | other (cover art is "other")
   std::string codec;       // libavcodec name: "h264", "aac", ...
   int width = 0;           // stored (coded) size; displayed size is swapped for rotation 90/270
   int height = 0;
@@ -60,7 +56,7 @@ struct ProbeInfo {
 
 // Reads container and stream headers (no full decode). Throws for missing/empty/non-media files.
 ProbeInfo probe(const std::string& path);
-nlohmann::json to_json(const ProbeInfo& info);
+std::string to_json(const ProbeInfo& info);  // nlohmann dump(2), no trailing newline
 std::string to_text(const ProbeInfo& info);  // a few human-readable lines, '\n'-terminated
 
 // ---------------------------------------------------------------------------------------
@@ -68,8 +64,9 @@ std::string to_text(const ProbeInfo& info);  // a few human-readable lines, '\n'
 
 struct VideoDecodeOptions {
   // Frames per second sampled by presentation time: output frame k shows the latest source
-  // frame with pts <= start + k/fps (so VFR sources come out right). <= 0: every source frame.
-  double fps = 0;
+  // frame with pts <= start + k/fps (so VFR sources come out right; targets before the first
+  // frame show the first frame), until the last frame's end. <= 0: every source frame as is.
+  double fps = 1.0;
   double start = 0;        // seconds
   double duration = 0;     // seconds; <= 0: to the end
   // Output size, in display orientation (after rotation). width and height > 0: exactly that;
@@ -87,10 +84,10 @@ struct VideoDecodeOptions {
 
 // All frames in memory: data is [T, H, W, C] uint8, RGB or gray.
 struct Frames {
-  int T = 0, H = 0, W = 0, C = 0;
-  std::vector<double> timestamps;  // [T] seconds
-  std::vector<uint8_t> data;
-  const uint8_t* frame(int t) const { return data.data() + static_cast<size_t>(t) * H * W * C; }
+  int count = 0, height = 0, width = 0, channels = 0;
+  std::vector<double> timestamps;  // [count] seconds
+  std::vector<uint8_t> data;       // [count, height, width, channels]
+  const uint8_t* frame(int t) const { return data.data() + static_cast<size_t>(t) * height * width * channels; }
 };
 
 // Called once per output frame, in time order. `frame` is continuous (CV_8UC3 RGB or
@@ -151,7 +148,7 @@ void mux(const std::string& video_in, const Audio& audio, const std::string& out
 enum class FlowPreset { UltraFast, Fast, Medium };
 FlowPreset parse_flow_preset(const std::string& name);  // "ultrafast" | "fast" | "medium"
 
-// OpenCV's DIS optical flow (Kroeger et al., ECCV 2016).
+// OpenCV's DIS optical flow (Kroeger et al., ECCV 2016). Keeps state: one per thread.
 class DisFlow {
  public:
   explicit DisFlow(FlowPreset preset = FlowPreset::Medium);
@@ -182,7 +179,7 @@ constexpr int kMotionGlobalValues = 7;
 constexpr int motion_descriptor_dim(int grid, int bins) { return grid * grid * bins + kMotionGlobalValues; }
 
 // Mean absolute gray difference (0..255) above which a pair counts as a scene cut.
-constexpr double kSceneCutThreshold = 30.0;
+constexpr double kSceneCutThreshold = 40.0;
 
 // flow from DisFlow::compute(prev, next); prev/next are the CV_8UC1 frames it came from.
 std::vector<float> motion_descriptor(const cv::Mat& flow, const cv::Mat& prev, const cv::Mat& next, int grid = 4,
@@ -190,13 +187,13 @@ std::vector<float> motion_descriptor(const cv::Mat& flow, const cv::Mat& prev, c
 
 // One descriptor per pair of consecutive gray frames sampled at flow_fps.
 struct MotionFeatures {
-  int64_t count = 0;                // T: number of frame pairs (0 for a one-frame range)
-  int64_t dim = 0;                  // D = motion_descriptor_dim(grid, bins)
+  int count = 0;                    // T: number of frame pairs (0 for a one-frame range)
+  int dim = 0;                      // D = motion_descriptor_dim(grid, bins)
   std::vector<double> timestamps;   // [T] midpoint time of each pair, seconds
   std::vector<float> data;          // [T, D]
 };
 
-MotionFeatures extract_motion(const std::string& path, double flow_fps, int short_side = 128,
+MotionFeatures extract_motion(const std::string& path, double flow_fps = 8, int short_side = 128,
                               const std::string& preset = "medium", double start = 0, double duration = 0,
                               int grid = 4, int bins = 8);
 

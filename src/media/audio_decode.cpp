@@ -117,7 +117,7 @@ Audio decode_audio(const std::string& path, int sample_rate, int channels, doubl
                                          std::to_string(dec->sample_rate) + " Hz"));
   const int out_rate = sample_rate > 0 ? sample_rate : dec->sample_rate;
   const int out_ch = channels > 0 ? channels : in_ch;
-  if (out_rate < kMinRate || out_rate > kMaxRate) check_target(out_rate, out_ch, what, path);
+  check_target(out_rate, out_ch, what, path);  // the source's own rate can be absurd too
   const double origin = origin_seconds(fmt.get());
   if (start > 0) seek_before(fmt.get(), as, start);
 

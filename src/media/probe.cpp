@@ -11,25 +11,15 @@ namespace v2m::media {
 
 using namespace detail;
 
-const char* to_string(StreamType t) {
-  switch (t) {
-    case StreamType::Video: return "video";
-    case StreamType::Audio: return "audio";
-    case StreamType::Subtitle: return "subtitle";
-    case StreamType::Data: return "data";
-    default: return "other";
-  }
-}
-
 namespace {
 
-StreamType stream_type(AVMediaType t) {
+const char* stream_type(AVMediaType t) {
   switch (t) {
-    case AVMEDIA_TYPE_VIDEO: return StreamType::Video;
-    case AVMEDIA_TYPE_AUDIO: return StreamType::Audio;
-    case AVMEDIA_TYPE_SUBTITLE: return StreamType::Subtitle;
-    case AVMEDIA_TYPE_DATA: return StreamType::Data;
-    default: return StreamType::Other;
+    case AVMEDIA_TYPE_VIDEO: return "video";
+    case AVMEDIA_TYPE_AUDIO: return "audio";
+    case AVMEDIA_TYPE_SUBTITLE: return "subtitle";
+    case AVMEDIA_TYPE_DATA: return "data";
+    default: return "other";
   }
 }
 
@@ -65,7 +55,7 @@ ProbeInfo probe(const std::string& path) {
     s.index = static_cast<int>(i);
     s.type = stream_type(par->codec_type);
     // Cover art is stored as a one-frame "video" stream; it is not the video.
-    if (s.type == StreamType::Video && (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) s.type = StreamType::Other;
+    if (s.type == "video" && (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) s.type = "other";
     s.codec = avcodec_get_name(par->codec_id);
     s.bit_rate = par->bit_rate > 0 ? par->bit_rate : 0;
     if (st->duration > 0 && st->duration != AV_NOPTS_VALUE) {
@@ -74,12 +64,12 @@ ProbeInfo probe(const std::string& path) {
       s.duration = duration_tag(st);
     }
     s.nb_frames = st->nb_frames > 0 ? st->nb_frames : 0;
-    if (s.type == StreamType::Video) {
+    if (s.type == "video") {
       s.width = par->width;
       s.height = par->height;
       if (st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0) s.fps = av_q2d(st->avg_frame_rate);
       s.rotation = stream_rotation(st);
-    } else if (s.type == StreamType::Audio) {
+    } else if (s.type == "audio") {
       s.sample_rate = par->sample_rate;
       s.channels = par->ch_layout.nb_channels;
     }
@@ -90,7 +80,7 @@ ProbeInfo probe(const std::string& path) {
   return info;
 }
 
-nlohmann::json to_json(const ProbeInfo& info) {
+std::string to_json(const ProbeInfo& info) {
   nlohmann::json j;
   j["path"] = info.path;
   j["format"] = info.format;
@@ -102,24 +92,24 @@ nlohmann::json to_json(const ProbeInfo& info) {
   for (const auto& s : info.streams) {
     nlohmann::json o;
     o["index"] = s.index;
-    o["type"] = to_string(s.type);
+    o["type"] = s.type;
     o["codec"] = s.codec;
     o["duration"] = s.duration;
     o["bit_rate"] = s.bit_rate;
-    if (s.type == StreamType::Video) {
+    if (s.type == "video") {
       o["width"] = s.width;
       o["height"] = s.height;
       o["fps"] = s.fps;
       o["rotation"] = s.rotation;
       o["nb_frames"] = s.nb_frames;
-    } else if (s.type == StreamType::Audio) {
+    } else if (s.type == "audio") {
       o["sample_rate"] = s.sample_rate;
       o["channels"] = s.channels;
       o["nb_frames"] = s.nb_frames;
     }
     arr.push_back(std::move(o));
   }
-  return j;
+  return j.dump(2);
 }
 
 std::string to_text(const ProbeInfo& info) {
@@ -129,13 +119,13 @@ std::string to_text(const ProbeInfo& info) {
   os << "duration: " << (info.duration > 0 ? fmt_double(info.duration, 3) + " s" : "unknown") << "\n";
   if (info.bit_rate > 0) os << "bit rate: " << info.bit_rate / 1000 << " kb/s\n";
   for (const auto& s : info.streams) {
-    os << "stream " << s.index << ": " << to_string(s.type) << " " << s.codec;
-    if (s.type == StreamType::Video) {
+    os << "stream " << s.index << ": " << s.type << " " << s.codec;
+    if (s.type == "video") {
       os << ", " << s.width << "x" << s.height;
       if (s.rotation) os << " (rotation " << s.rotation << ")";
       if (s.fps > 0) os << ", " << fmt_double(s.fps, 3) << " fps";
       if (s.nb_frames > 0) os << ", " << s.nb_frames << " frames";
-    } else if (s.type == StreamType::Audio) {
+    } else if (s.type == "audio") {
       os << ", " << s.sample_rate << " Hz, " << s.channels << " ch";
     }
     if (s.duration > 0) os << ", " << fmt_double(s.duration, 3) << " s";

@@ -263,15 +263,15 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
 Frames decode_video(const std::string& path, const VideoDecodeOptions& opts) {
   Frames out;
   decode_video_frames(path, opts, [&](const cv::Mat& m, double t) {
-    if (out.T == 0) {
-      out.H = m.rows;
-      out.W = m.cols;
-      out.C = m.channels();
+    if (out.count == 0) {
+      out.height = m.rows;
+      out.width = m.cols;
+      out.channels = m.channels();
     }
-    const size_t n = static_cast<size_t>(out.H) * out.W * out.C;
+    const size_t n = static_cast<size_t>(out.height) * out.width * out.channels;
     out.data.insert(out.data.end(), m.data, m.data + n);
     out.timestamps.push_back(t);
-    ++out.T;
+    ++out.count;
   });
   return out;
 }

@@ -177,8 +177,8 @@ at::Tensor ClipVisionTransformerImpl::forward(const at::Tensor& pixels) {
 ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& c) : cfg(c) {
   cfg.validate("clip vision config");
   vision_model = register_module("vision_model", ClipVisionTransformer(cfg));
-  visual_projection = register_module(
-      "visual_projection", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.projection_dim).bias(false)));
+  const auto proj = torch::nn::LinearOptions(cfg.hidden_size, cfg.projection_dim).bias(false);
+  visual_projection = register_module("visual_projection", torch::nn::Linear(proj));
 }
 
 at::Tensor ClipVisionImpl::pooled(const at::Tensor& pixels) {
@@ -230,7 +230,8 @@ at::Tensor clip_preprocess(const uint8_t* rgb, int height, int width, int image_
   // image_size, long side -> int(image_size * long / short).
   const bool h_short = height <= width;
   const int64_t s = h_short ? height : width, l = h_short ? width : height;
-  const int64_t nl = static_cast<int64_t>(static_cast<double>(image_size) * static_cast<double>(l) / static_cast<double>(s));
+  const int64_t nl =
+      static_cast<int64_t>(static_cast<double>(image_size) * static_cast<double>(l) / static_cast<double>(s));
   const int64_t nh = h_short ? image_size : nl, nw = h_short ? nl : image_size;
   if (nh != height || nw != width)
     x = at::_upsample_bicubic2d_aa(x, {nh, nw}, /*align_corners=*/false, c10::nullopt, c10::nullopt);

@@ -75,7 +75,8 @@ void EncodecConfig::validate(const std::string& source) const {
          "): the quantizer compares encoder outputs with codewords");
   if (codebook_size < 2 || (codebook_size & (codebook_size - 1)))
     fail("codebook_size must be a power of 2, got " + std::to_string(codebook_size));
-  if (!use_causal_conv && trim_right_ratio != 1.0) fail("trim_right_ratio != 1 only makes sense for causal convolutions");
+  if (!use_causal_conv && trim_right_ratio != 1.0)
+    fail("trim_right_ratio != 1 only makes sense for causal convolutions");
   if (use_causal_conv && norm_type == "time_group_norm") fail("time_group_norm does not support causal convolutions");
   if (chunk_length_s > 0.0) fail("chunk_length_s is not supported (v2m codes one chunk; see decode_chunked)");
   const int64_t channels = num_filters << upsampling_ratios.size();
@@ -490,8 +491,8 @@ Encodec load_encodec(const std::string& dir) {
   auto used = load_into(*m, tensors, "", w_path);
   const std::set<std::string> used_set(used.begin(), used.end());
   for (const auto& [k, t] : tensors) {
-    const bool training_state =
-        ends_with(k, ".codebook.inited") || ends_with(k, ".codebook.cluster_size") || ends_with(k, ".codebook.embed_avg");
+    const bool training_state = ends_with(k, ".codebook.inited") || ends_with(k, ".codebook.cluster_size") ||
+                                ends_with(k, ".codebook.embed_avg");
     if (!used_set.count(k) && !training_state)
       throw Error(describe("encodec weights do not match the config", w_path,
                            "tensor '" + k + "' " + c10::str(t.sizes()) + " is not part of the model described by " +

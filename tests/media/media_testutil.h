@@ -38,6 +38,13 @@ struct ClipSpec {
   std::string audio_codec = "auto";  // auto: aac in .mp4/.mov, pcm_s16le elsewhere
 };
 
+// Decode options that return every source frame as is (fps 0), at the source size.
+inline media::VideoDecodeOptions every_frame() {
+  media::VideoDecodeOptions o;
+  o.fps = 0;
+  return o;
+}
+
 // Writes the clip to `path`; the container follows the extension (.mp4, .mkv, .mov, .wav).
 void make_clip(const std::string& path, const ClipSpec& spec);
 

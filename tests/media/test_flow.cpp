@@ -84,6 +84,8 @@ TEST(MediaFlow, DescriptorLayoutOnTranslation) {
 TEST(MediaFlow, SceneCutFlag) {
   const cv::Mat a = texture(128, 128, 1);
   cv::Mat b = 255 - texture(128, 128, 2);  // unrelated picture
+  b.setTo(255, texture(128, 128, 3) > 128);  // with bright patches: mean |a - b| well over 40
+  ASSERT_GT(cv::norm(a, b, cv::NORM_L1) / (128 * 128), media::kSceneCutThreshold);
   media::DisFlow dis(media::FlowPreset::Fast);
   std::vector<float> cut = media::motion_descriptor(dis.compute(a, b), a, b);
   EXPECT_EQ(cut.back(), 1.0f);

@@ -23,7 +23,7 @@ struct Op {
 std::vector<Op> ops() {
   return {
       {"cannot probe", [](const std::string& p) { media::probe(p); }},
-      {"cannot decode video", [](const std::string& p) { media::decode_video(p, {}); }},
+      {"cannot decode video", [](const std::string& p) { media::decode_video(p, every_frame()); }},
       {"cannot decode audio", [](const std::string& p) { media::decode_audio(p, 32000, 1); }},
       {"cannot decode video", [](const std::string& p) { media::extract_motion(p, 8); }},
       {"cannot mux", [](const std::string& p) { media::mux(p, sine(32000, 1, 0.1, 440, 0.5), p + ".out.mp4"); }},
@@ -91,9 +91,9 @@ TEST(MediaErrors, TruncatedFiles) {
   const std::string mkv_bytes = read_text(mkv);
   const std::string mkv_half = dir.path() + "/half.mkv";
   write_text(mkv_half, mkv_bytes.substr(0, mkv_bytes.size() / 2));
-  media::Frames f = media::decode_video(mkv_half, {});
-  EXPECT_GT(f.T, 0);
-  EXPECT_LT(f.T, 50);
+  media::Frames f = media::decode_video(mkv_half, every_frame());
+  EXPECT_GT(f.count, 0);
+  EXPECT_LT(f.count, 50);
 }
 
 TEST(MediaErrors, MissingStreamsAndUndecodableFrames) {

@@ -42,11 +42,11 @@ TEST(MediaMux, VideoStreamIsCopiedNotReencoded) {
   TempDir dir;
   const std::string video = dir.path() + "/v.mp4";
   make_clip(video, ClipSpec{});
-  media::Frames a = media::decode_video(video, {});
+  media::Frames a = media::decode_video(video, every_frame());
   const std::string out = dir.path() + "/out.mp4";
   media::mux(video, sine(48000, 2, 0.5, 440.0, 0.5), out);  // shorter audio is kept as is
-  media::Frames b = media::decode_video(out, {});
-  ASSERT_EQ(a.T, b.T);
+  media::Frames b = media::decode_video(out, every_frame());
+  ASSERT_EQ(a.count, b.count);
   EXPECT_EQ(a.timestamps, b.timestamps);
   EXPECT_EQ(a.data, b.data);  // bit-identical pictures: packets were copied
   media::ProbeInfo info = media::probe(out);
@@ -58,10 +58,10 @@ TEST(MediaMux, VideoStreamIsCopiedNotReencoded) {
   // (1024 samples), keeping them in sync; the pictures are still the same packets.
   const std::string mkv = dir.path() + "/out.mkv";
   media::mux(video, sine(48000, 2, 0.5, 440.0, 0.5), mkv);
-  media::Frames c = media::decode_video(mkv, {});
-  ASSERT_EQ(a.T, c.T);
+  media::Frames c = media::decode_video(mkv, every_frame());
+  ASSERT_EQ(a.count, c.count);
   EXPECT_EQ(a.data, c.data);
-  for (int i = 0; i < a.T; ++i) EXPECT_NEAR(c.timestamps[i] - a.timestamps[i], 1024.0 / 48000, 1.5e-3);
+  for (int i = 0; i < a.count; ++i) EXPECT_NEAR(c.timestamps[i] - a.timestamps[i], 1024.0 / 48000, 1.5e-3);
 }
 
 TEST(MediaMux, KeepsRotationAndResamplesOddRates) {
@@ -75,9 +75,9 @@ TEST(MediaMux, KeepsRotationAndResamplesOddRates) {
   media::ProbeInfo info = media::probe(out);
   EXPECT_EQ(info.video()->rotation, 90);
   EXPECT_EQ(info.audio()->sample_rate, 48000);
-  media::Frames f = media::decode_video(out, {});
-  EXPECT_EQ(f.W, 48);
-  EXPECT_EQ(f.H, 64);
+  media::Frames f = media::decode_video(out, every_frame());
+  EXPECT_EQ(f.width, 48);
+  EXPECT_EQ(f.height, 64);
 }
 
 TEST(MediaMux, FailuresLeaveNoOutput) {

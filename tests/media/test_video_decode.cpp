@@ -16,7 +16,7 @@ using namespace v2m::testutil;
 namespace {
 
 cv::Mat frame_mat(const media::Frames& f, int t) {
-  return cv::Mat(f.H, f.W, f.C == 3 ? CV_8UC3 : CV_8UC1, const_cast<uint8_t*>(f.frame(t)));
+  return cv::Mat(f.height, f.width, f.channels == 3 ? CV_8UC3 : CV_8UC1, const_cast<uint8_t*>(f.frame(t)));
 }
 
 // Centroid of the bright pixels (the square), in output pixel coordinates.
@@ -38,11 +38,11 @@ TEST(MediaVideo, MovingSquareAtKnownFrames) {
   TempDir dir;
   const std::string clip = dir.path() + "/square.mp4";
   make_clip(clip, ClipSpec{});
-  media::Frames f = media::decode_video(clip, {});  // fps 0: every source frame
-  ASSERT_EQ(f.T, 25);
-  EXPECT_EQ(f.W, 64);
-  EXPECT_EQ(f.H, 48);
-  EXPECT_EQ(f.C, 3);
+  media::Frames f = media::decode_video(clip, every_frame());  // fps 0: every source frame
+  ASSERT_EQ(f.count, 25);
+  EXPECT_EQ(f.width, 64);
+  EXPECT_EQ(f.height, 48);
+  EXPECT_EQ(f.channels, 3);
   ASSERT_EQ(f.data.size(), size_t(25) * 64 * 48 * 3);
   for (int i : {0, 5, 10, 24}) {
     EXPECT_NEAR(f.timestamps[i], i / 25.0, 1e-6);
@@ -64,11 +64,11 @@ TEST(MediaVideo, FrameCountAndTimestampsAtRequestedFps) {
   ClipSpec spec;
   spec.frames = 50;  // 2 s at 25 fps
   make_clip(clip, spec);
-  media::VideoDecodeOptions o;
+  media::VideoDecodeOptions o = every_frame();
   o.fps = 10;
   media::Frames f = media::decode_video(clip, o);
-  ASSERT_EQ(f.T, 20);
-  for (int k = 0; k < f.T; ++k) {
+  ASSERT_EQ(f.count, 20);
+  for (int k = 0; k < f.count; ++k) {
     EXPECT_NEAR(f.timestamps[k], k * 0.1, 1e-9);
     // Latest source frame at or before k/10 s: floor(k * 2.5).
     const int src = static_cast<int>(std::floor(k * 2.5 + 1e-9));
@@ -79,9 +79,9 @@ TEST(MediaVideo, FrameCountAndTimestampsAtRequestedFps) {
 
   o.fps = 50;  // faster than the source: every frame shown twice
   media::Frames g = media::decode_video(clip, o);
-  ASSERT_EQ(g.T, 100);
-  const size_t n = size_t(g.H) * g.W * g.C;
-  for (int k = 0; k < g.T; k += 2)
+  ASSERT_EQ(g.count, 100);
+  const size_t n = size_t(g.height) * g.width * g.channels;
+  for (int k = 0; k < g.count; k += 2)
     EXPECT_EQ(0, std::memcmp(g.frame(k), g.frame(k + 1), n)) << "k=" << k;
 }
 
@@ -91,15 +91,15 @@ TEST(MediaVideo, StartAndDurationSelectRange) {
   ClipSpec spec;
   spec.frames = 50;
   make_clip(clip, spec);
-  media::VideoDecodeOptions o;
+  media::VideoDecodeOptions o = every_frame();
   o.fps = 10;
   o.start = 0.5;
   o.duration = 1.0;
   media::Frames f = media::decode_video(clip, o);
-  ASSERT_EQ(f.T, 10);
+  ASSERT_EQ(f.count, 10);
   EXPECT_NEAR(f.timestamps.front(), 0.5, 1e-9);
   EXPECT_NEAR(f.timestamps.back(), 1.4, 1e-9);
-  for (int k = 0; k < f.T; ++k) {
+  for (int k = 0; k < f.count; ++k) {
     const int src = static_cast<int>(std::floor((0.5 + 0.1 * k) * 25 + 1e-9));
     EXPECT_NEAR(bright_centroid(frame_mat(f, k)).x, square_center(src, 64, 48).x, 0.6) << "k=" << k;
   }
@@ -114,13 +114,13 @@ TEST(MediaVideo, VfrClipSampledByPresentationTime) {
     spec.pts = pts;
     spec.paint = paint_gray_level;
     make_clip(clip, spec);
-    media::VideoDecodeOptions o;
+    media::VideoDecodeOptions o = every_frame();
     o.fps = 10;
     o.gray = true;
     media::Frames f = media::decode_video(clip, o);
     // Last frame (1.20) lasts the previous interval (0.2 s): the video ends at 1.40 s.
-    ASSERT_EQ(f.T, 14) << ext;
-    for (int k = 0; k < f.T; ++k) {
+    ASSERT_EQ(f.count, 14) << ext;
+    for (int k = 0; k < f.count; ++k) {
       const double t = 0.1 * k;
       int expect = 0;
       for (size_t i = 0; i < pts.size(); ++i)
@@ -152,11 +152,11 @@ TEST(MediaVideo, RotationMetadataRotatesFrames) {
     spec.paint = paint;
     make_clip(clip, spec);
     EXPECT_EQ(media::probe(clip).video()->rotation, c.rotation);
-    media::Frames f = media::decode_video(clip, {});
-    ASSERT_EQ(f.T, 3);
+    media::Frames f = media::decode_video(clip, every_frame());
+    ASSERT_EQ(f.count, 3);
     const bool swap = c.rotation != 180;
-    EXPECT_EQ(f.W, swap ? 48 : 64);
-    EXPECT_EQ(f.H, swap ? 64 : 48);
+    EXPECT_EQ(f.width, swap ? 48 : 64);
+    EXPECT_EQ(f.height, swap ? 64 : 48);
     cv::Mat m = frame_mat(f, 0);
     EXPECT_GT(m.at<cv::Vec3b>(c.red)[0], 180) << "rotation " << c.rotation;
     EXPECT_LT(m.at<cv::Vec3b>(c.other)[0], 60) << "rotation " << c.rotation;
@@ -172,29 +172,29 @@ TEST(MediaVideo, OddFrameSizeAndResizing) {
   spec.frames = 5;
   spec.codec = "ffv1";  // lossless, takes odd sizes (x264 4:2:0 does not)
   make_clip(clip, spec);
-  media::Frames f = media::decode_video(clip, {});
-  ASSERT_EQ(f.T, 5);
-  EXPECT_EQ(f.W, 161);
-  EXPECT_EQ(f.H, 97);
+  media::Frames f = media::decode_video(clip, every_frame());
+  ASSERT_EQ(f.count, 5);
+  EXPECT_EQ(f.width, 161);
+  EXPECT_EQ(f.height, 97);
   for (int i = 0; i < 5; ++i) {
     cv::Point2d c = bright_centroid(frame_mat(f, i)), e = square_center(i, 161, 97);
     EXPECT_NEAR(c.x, e.x, 0.6);
     EXPECT_NEAR(c.y, e.y, 0.6);
   }
-  media::VideoDecodeOptions o;
+  media::VideoDecodeOptions o = every_frame();
   o.short_side = 50;
   media::Frames s = media::decode_video(clip, o);
-  EXPECT_EQ(s.W, 83);  // 161 * 50 / 97 = 82.99
-  EXPECT_EQ(s.H, 50);
-  o = {};
+  EXPECT_EQ(s.width, 83);  // 161 * 50 / 97 = 82.99
+  EXPECT_EQ(s.height, 50);
+  o = every_frame();
   o.width = 80;
   s = media::decode_video(clip, o);
-  EXPECT_EQ(s.W, 80);
-  EXPECT_EQ(s.H, 48);  // 97 * 80 / 161 = 48.2
+  EXPECT_EQ(s.width, 80);
+  EXPECT_EQ(s.height, 48);  // 97 * 80 / 161 = 48.2
   o.height = 31;       // both given: exactly that
   s = media::decode_video(clip, o);
-  EXPECT_EQ(s.W, 80);
-  EXPECT_EQ(s.H, 31);
+  EXPECT_EQ(s.width, 80);
+  EXPECT_EQ(s.height, 31);
 }
 
 TEST(MediaVideo, CenterCropMatchesResizeThenCrop) {
@@ -204,15 +204,15 @@ TEST(MediaVideo, CenterCropMatchesResizeThenCrop) {
   spec.frames = 4;
   spec.codec = "ffv1";
   make_clip(clip, spec);
-  media::Frames full = media::decode_video(clip, {});
-  media::VideoDecodeOptions o;
+  media::Frames full = media::decode_video(clip, every_frame());
+  media::VideoDecodeOptions o = every_frame();
   o.short_side = 32;
   o.center_crop = true;
   media::Frames f = media::decode_video(clip, o);
-  ASSERT_EQ(f.T, 4);
-  EXPECT_EQ(f.W, 32);
-  EXPECT_EQ(f.H, 32);
-  for (int i = 0; i < f.T; ++i) {
+  ASSERT_EQ(f.count, 4);
+  EXPECT_EQ(f.width, 32);
+  EXPECT_EQ(f.height, 32);
+  for (int i = 0; i < f.count; ++i) {
     cv::Mat ref;
     cv::resize(frame_mat(full, i), ref, cv::Size(43, 32), 0, 0, cv::INTER_AREA);  // 64x48 -> short side 32
     ref = ref(cv::Rect(5, 0, 32, 32));
@@ -241,15 +241,15 @@ TEST(MediaVideo, PixelFormatsConvertToRgbAndGray) {
     spec.pix_fmt = pf;
     spec.paint = paint;
     make_clip(clip, spec);
-    media::Frames f = media::decode_video(clip, {});
-    ASSERT_EQ(f.T, 2) << pf;
+    media::Frames f = media::decode_video(clip, every_frame());
+    ASSERT_EQ(f.count, 2) << pf;
     cv::Mat m = frame_mat(f, 0);
     for (int q = 0; q < 4; ++q)
       for (int c = 0; c < 3; ++c) EXPECT_NEAR(m.at<cv::Vec3b>(at[q])[c], want[q][c], 6) << pf << " quadrant " << q;
-    media::VideoDecodeOptions o;
+    media::VideoDecodeOptions o = every_frame();
     o.gray = true;
     media::Frames g = media::decode_video(clip, o);
-    ASSERT_EQ(g.C, 1);
+    ASSERT_EQ(g.channels, 1);
     cv::Mat gm = frame_mat(g, 0);
     for (int q = 0; q < 4; ++q) {
       const double luma = 0.299 * want[q][0] + 0.587 * want[q][1] + 0.114 * want[q][2];
@@ -262,7 +262,7 @@ TEST(MediaVideo, StreamingCallbackMatchesCollectedFrames) {
   TempDir dir;
   const std::string clip = dir.path() + "/square.mp4";
   make_clip(clip, ClipSpec{});
-  media::VideoDecodeOptions o;
+  media::VideoDecodeOptions o = every_frame();
   o.fps = 7;
   o.short_side = 24;
   o.gray = true;
@@ -271,14 +271,14 @@ TEST(MediaVideo, StreamingCallbackMatchesCollectedFrames) {
   int64_t n = media::decode_video_frames(clip, o, [&](const cv::Mat& m, double t) {
     ASSERT_TRUE(m.isContinuous());
     ASSERT_EQ(m.type(), CV_8UC1);
-    ASSERT_LT(k, all.T);
+    ASSERT_LT(k, all.count);
     EXPECT_EQ(t, all.timestamps[k]);
     EXPECT_EQ(0, std::memcmp(m.data, all.frame(static_cast<int>(k)), m.total()));
     ++k;
   });
-  EXPECT_EQ(n, all.T);
-  EXPECT_EQ(k, all.T);
-  EXPECT_EQ(all.T, 7);  // 1 s at 7 fps
+  EXPECT_EQ(n, all.count);
+  EXPECT_EQ(k, all.count);
+  EXPECT_EQ(all.count, 7);  // 1 s at 7 fps
 }
 
 TEST(MediaVideo, RejectsOversizedFramesAndBadOptions) {
@@ -292,20 +292,20 @@ TEST(MediaVideo, RejectsOversizedFramesAndBadOptions) {
   spec.paint = paint_gray_level;
   make_clip(clip, spec);
   try {
-    media::decode_video(clip, {});
+    media::decode_video(clip, every_frame());
     FAIL() << "expected v2m::Error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("16400x16"), std::string::npos) << e.what();
   }
   const std::string ok = dir.path() + "/ok.mp4";
   make_clip(ok, ClipSpec{});
-  media::VideoDecodeOptions o;
+  media::VideoDecodeOptions o = every_frame();
   o.width = 20000;
   EXPECT_THROW(media::decode_video(ok, o), Error);
-  o = {};
+  o = every_frame();
   o.fps = -1;
   EXPECT_THROW(media::decode_video(ok, o), Error);
-  o = {};
+  o = every_frame();
   o.start = 5;  // past the 1 s clip
   o.fps = 5;
   try {

@@ -257,7 +257,7 @@ TEST(Encodec, QuantizerDecodeOfEncodeReturnsCodebookVectors) {
   EXPECT_TRUE(torch::equal(codes.select(1, 0), ids));
   EXPECT_EQ(codes.slice(1, 1).abs().sum().item<int64_t>(), 0);
   EXPECT_TRUE(torch::allclose(q->decode(codes), x, 1e-6, 1e-6));
-  // And decode of arbitrary codes re-encodes to the same sum of codewords' first stage.
+  // Fewer codebooks than layers: ids + the zero codeword of codebook 1 decode to x as well.
   auto two = torch::stack({ids, torch::zeros_like(ids)}, 1);
   EXPECT_TRUE(torch::allclose(q->decode(two), x, 1e-6, 1e-6));
 }

@@ -1,7 +1,6 @@
 // v2m probe FILE [--json]: container and streams of a media file (no decoding).
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "v2m/media.h"
@@ -16,7 +15,7 @@ const v2m::cli::Command reg("probe", "Show the streams of a media file", [](CLI:
   sub.callback([=] {
     const v2m::media::ProbeInfo info = v2m::media::probe(*file);
     if (*json) {
-      std::printf("%s\n", v2m::media::to_json(info).dump(2).c_str());
+      std::printf("%s\n", v2m::media::to_json(info).c_str());
     } else {
       std::fputs(v2m::media::to_text(info).c_str(), stdout);
     }
