@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/v2m_model.h"
+#include "nn/hf_json.h"
 #include "nn/state_dict.h"
 #include "v2m/error.h"
 #include "v2m/fs.h"
@@ -13,16 +14,6 @@
 namespace v2m::model {
 
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  require_regular_file(path, "cannot read config");
-  std::ifstream in(path);
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(describe("invalid config.json", path, e.what()));
-  }
-}
 
 // Adds `src` tensors whose names start with `from` to `dst` under `to` + rest.
 void take_prefixed(const nn::TensorMap& src, const std::string& from, const std::string& to, nn::TensorMap* dst) {
@@ -37,12 +28,12 @@ void import_hf(const ImportPaths& in, const std::string& out_dir, const std::str
   ModelConfig cfg;
   if (!in.base_config.empty()) cfg = load_model_config(in.base_config);
   cfg.name = "v2m-s";
-  const auto clip_json = read_json(in.clip + "/config.json");
-  const auto mg_json = read_json(in.musicgen + "/config.json");
+  const auto clip_json = nn::read_json_file(in.clip + "/config.json");
+  const auto mg_json = nn::read_json_file(in.musicgen + "/config.json");
   cfg.clip = nn::clip_vision_config_from_hf(clip_json);
   cfg.decoder = nn::musicgen_decoder_config_from_hf(mg_json);
   if (!in.encodec.empty()) {
-    cfg.codec = nn::encodec_config_from_hf(read_json(in.encodec + "/config.json"));
+    cfg.codec = nn::encodec_config_from_hf(nn::read_json_file(in.encodec + "/config.json"));
   } else if (mg_json.contains("audio_encoder")) {
     cfg.codec = nn::encodec_config_from_hf(mg_json["audio_encoder"]);
   } else {

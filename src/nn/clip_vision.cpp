@@ -1,3 +1,4 @@
+#include "nn/hf_json.h"
 #include "nn/clip_vision.h"
 
 #include <ATen/ATen.h>
@@ -48,22 +49,7 @@ namespace {
 
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& out, const std::string& source, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  bool ok;
-  if constexpr (std::is_same_v<T, std::string>) ok = it->is_string();
-  else if constexpr (std::is_integral_v<T>) ok = it->is_number_integer();
-  else ok = it->is_number();
-  if (!ok) throw Error(describe("bad clip config", source, "'" + where + key + "' has the wrong type"));
-  out = it->get<T>();
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  require_regular_file(path, "cannot read config");
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(describe("invalid config.json", path, "not valid JSON"));
-  return j;
+  read_hf(j, key, out, "bad clip config", source, where);
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "nn/hf_json.h"
 #include "nn/encodec.h"
 
 #include <ATen/ATen.h>
@@ -87,30 +88,7 @@ namespace {
 
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& out, const std::string& source) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    if constexpr (std::is_same_v<T, bool>) {
-      if (!it->is_boolean()) throw std::runtime_error("");
-    } else if constexpr (std::is_same_v<T, std::string>) {
-      if (!it->is_string()) throw std::runtime_error("");
-    } else if constexpr (std::is_integral_v<T>) {
-      if (!it->is_number_integer()) throw std::runtime_error("");
-    } else if constexpr (std::is_floating_point_v<T>) {
-      if (!it->is_number()) throw std::runtime_error("");
-    }
-    out = it->get<T>();
-  } catch (const std::exception&) {
-    throw Error(describe("bad encodec config", source, std::string("'") + key + "' has the wrong type"));
-  }
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  require_regular_file(path, "cannot read config");
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(describe("invalid config.json", path, "not valid JSON"));
-  return j;
+  read_hf(j, key, out, "bad encodec config", source);
 }
 
 bool ends_with(const std::string& s, const std::string& suf) {

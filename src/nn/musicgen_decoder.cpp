@@ -1,3 +1,4 @@
+#include "nn/hf_json.h"
 #include "nn/musicgen_decoder.h"
 
 #include <c10/util/BFloat16.h>
@@ -57,15 +58,7 @@ namespace {
 
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& out, const std::string& source, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  bool ok;
-  if constexpr (std::is_same_v<T, bool>) ok = it->is_boolean();
-  else if constexpr (std::is_same_v<T, std::string>) ok = it->is_string();
-  else if constexpr (std::is_integral_v<T>) ok = it->is_number_integer();
-  else ok = it->is_number();
-  if (!ok) throw Error(describe("bad musicgen config", source, "'" + where + key + "' has the wrong type"));
-  out = it->get<T>();
+  read_hf(j, key, out, "bad musicgen config", source, where);
 }
 
 }  // namespace
@@ -102,11 +95,7 @@ MusicgenDecoderConfig musicgen_decoder_config_from_hf(const nlohmann::json& j, c
 }
 
 MusicgenDecoderConfig musicgen_decoder_config_from_hf_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(describe("cannot read config", path, "file not found or not readable"));
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(describe("bad musicgen config", path, "invalid JSON"));
-  return musicgen_decoder_config_from_hf(j, path);
+  return musicgen_decoder_config_from_hf(read_json_file(path), path);
 }
 
 int64_t musicgen_decoder_parameter_count(const MusicgenDecoderConfig& c) {
