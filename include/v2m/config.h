@@ -65,9 +65,6 @@ class ConfigDoc {
   // Applies one `a.b.c=value` override (value parsed as YAML: 3, 0.5, true, [1, 2], text).
   // Creates intermediate maps; unknown keys are caught when binding.
   void set(const std::string& assignment);
-  // Returns the sub-document at a dotted key (empty doc if absent).
-  ConfigDoc sub(const std::string& key) const;
-  bool has(const std::string& key) const;
 
   // Fills `cfg` from the document, strictly.
   template <class T>
@@ -84,8 +81,6 @@ class ConfigDoc {
 };
 
 // Renders a config as YAML (same key names).
-template <class T>
-std::string to_yaml(T& cfg);
 std::string to_yaml_impl(const std::function<void(ConfigVisitor&)>& body);
 template <class T>
 std::string to_yaml(T& cfg) {

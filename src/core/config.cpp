@@ -267,29 +267,6 @@ void ConfigDoc::set(const std::string& assignment) {
   cur[parts.back()] = parsed;
 }
 
-ConfigDoc ConfigDoc::sub(const std::string& key) const {
-  ConfigDoc d;
-  d.label_ = label_;
-  YAML::Node cur = YAML::Clone(*node_);
-  std::stringstream ks(key);
-  for (std::string p; std::getline(ks, p, '.');) {
-    if (!cur.IsMap() || !cur[p]) return d;
-    cur.reset(cur[p]);
-  }
-  *d.node_ = cur;
-  return d;
-}
-
-bool ConfigDoc::has(const std::string& key) const {
-  YAML::Node cur = YAML::Clone(*node_);
-  std::stringstream ks(key);
-  for (std::string p; std::getline(ks, p, '.');) {
-    if (!cur.IsMap() || !cur[p]) return false;
-    cur.reset(cur[p]);
-  }
-  return true;
-}
-
 void ConfigDoc::bind_impl(const std::function<void(ConfigVisitor&)>& body) const {
   Reader r(*node_, label_, "");
   body(r);

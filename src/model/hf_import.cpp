@@ -2,14 +2,12 @@
 
 #include <torch/torch.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "model/v2m_model.h"
 #include "nn/hf_json.h"
 #include "nn/state_dict.h"
 #include "v2m/error.h"
-#include "v2m/fs.h"
 
 namespace v2m::model {
 
