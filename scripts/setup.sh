@@ -5,11 +5,12 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config ccache git
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgloo-dev
   libopencv-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev
+  libfluidsynth-dev timgm6mb-soundfont
   python3 python3-numpy
 )
 
