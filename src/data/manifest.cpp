@@ -174,7 +174,7 @@ Manifest read_manifest(const std::string& path, const ManifestOptions& opts) {
 void write_manifest(const std::string& path, const std::vector<ClipEntry>& clips) {
   std::string out;
   for (const auto& c : clips) {
-    nlohmann::json j = {{"id", c.id}, {"video", c.video}};
+    nlohmann::ordered_json j = {{"id", c.id}, {"video", c.video}};
     if (!c.audio.empty()) j["audio"] = c.audio;
     j["start"] = c.start;
     j["duration"] = c.duration;

@@ -17,11 +17,13 @@ struct DataConfig {
   std::string root;                   // dataset root; empty = the manifest's directory
   std::string cache_dir = "cache";    // feature cache parent; shards go in <cache_dir>/<hash>/
   bool allow_absolute_paths = false;  // manifest paths must stay inside the root otherwise
+  int64_t shard_size = 64;            // clips per cache shard (the unit prep resumes at)
   void visit(ConfigVisitor& v) {
     v.field("manifest", manifest);
     v.field("root", root);
     v.field("cache_dir", cache_dir);
     v.field("allow_absolute_paths", allow_absolute_paths);
+    v.field("shard_size", shard_size, {1, 1e6});
   }
 };
 

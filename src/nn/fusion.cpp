@@ -36,10 +36,20 @@ MotionEncoderImpl::MotionEncoderImpl(const MotionEncoderConfig& c, int64_t width
 at::Tensor MotionEncoderImpl::forward(const at::Tensor& x) {
   // Descriptors mix histogram mass, pixel velocities and a cut flag: normalise first.
   at::Tensor h = in_proj->forward(in_norm->forward(x));  // [B, Tm, W]
-  if (blocks->size() == 0) return h;
-  h = h.transpose(1, 2);  // [B, W, Tm] for the temporal convs
-  for (const auto& m : *blocks) h = h + F::gelu(m->as<torch::nn::Conv1d>()->forward(h));
-  return h.transpose(1, 2);
+  // Temporal "same" convolutions as unfold + matmul in [B, T, W] layout (the parameters
+  // keep Conv1d's [out, in, k] shape). Not at::conv1d: LibTorch 1.13's CPU conv1d backward
+  // returns wrong gradients (zeros, or values ~1e18 depending on the thread count) when its
+  // input or output gradient is a transposed view, which the [B, T, W] <-> [B, W, T] round
+  // trip produces.
+  const int64_t B = h.size(0), T = h.size(1), W = h.size(2), k = cfg.kernel_size;
+  for (const auto& m : *blocks) {
+    auto conv = m->as<torch::nn::Conv1d>();
+    at::Tensor padded = at::constant_pad_nd(h, {0, 0, k / 2, k - 1 - k / 2});  // [B, T + k - 1, W]
+    at::Tensor win = padded.unfold(1, k, 1).reshape({B, T, W * k});             // [B, T, W * k] (in, k order)
+    at::Tensor y = at::linear(win, conv->weight.reshape({conv->weight.size(0), W * k}), conv->bias);
+    h = h + F::gelu(y);
+  }
+  return h;
 }
 
 FusionLayerImpl::FusionLayerImpl(const FusionConfig& c) : heads(c.heads) {
