@@ -63,7 +63,7 @@ void run(const Opts& o, const v2m::cli::GlobalOptions& g) {
     if (const char* l = std::getenv("LOCAL_WORLD_SIZE"); l && *l) local = std::max(1, std::atoi(l));
     v2m::set_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local));
   }
-  if (dopts.rank != 0) v2m::init_logging(g.verbose ? 2 : 0);  // rank 0 logs, the others warn
+  if (dopts.rank != 0 && !g.verbose) spdlog::set_level(spdlog::level::warn);  // rank 0 logs, the others warn
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
