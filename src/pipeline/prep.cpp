@@ -98,7 +98,7 @@ ManifestBuildReport build_manifest_from_videos(const std::string& dir, const std
 PrepReport prep_cache(const data::RunConfig& cfg, const std::string& device) {
   at::InferenceMode guard;
   const at::Device dev(device);
-  model::V2MModel model = model::load_model(cfg.init.empty() ? cfg.model : cfg.init);
+  model::V2MModel model = train::load_run_model(cfg);
   model->to(dev);
   model->eval();
   const auto& mc = model->cfg;

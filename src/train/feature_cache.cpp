@@ -8,6 +8,7 @@
 #include "nn/state_dict.h"
 #include "v2m/config.h"
 #include "v2m/error.h"
+#include "v2m/fs.h"
 #include "v2m/safetensors.h"
 
 namespace v2m::train {
@@ -20,6 +21,28 @@ bool exists(const std::string& p) {
 }
 
 }  // namespace
+
+model::V2MModel load_run_model(const data::RunConfig& cfg) {
+  model::V2MModel m = model::load_model(cfg.model);
+  if (cfg.init.empty()) return m;
+  const std::string cpath = cfg.init + "/config.yaml", wpath = cfg.init + "/model.safetensors";
+  require_regular_file(cpath, "cannot load init model");
+  require_regular_file(wpath, "cannot load init model");
+  model::ModelConfig ic = model::load_model_config(cpath);
+  auto same = [](auto a, auto b) { return to_yaml(a) == to_yaml(b); };
+  auto& mc = m->cfg;
+  for (auto [name, ok] : {std::pair<const char*, bool>{"clip", same(ic.clip, mc.clip)},
+                          {"decoder", same(ic.decoder, mc.decoder)},
+                          {"codec", same(ic.codec, mc.codec)}})
+    if (!ok)
+      throw Error(describe("init model does not match", cpath,
+                           std::string("section '") + name + "' differs from " + cfg.model));
+  nn::TensorMap w = nn::load_safetensors(wpath);
+  nn::load_into(*m->clip, w, "clip.", wpath);
+  nn::load_into(*m->decoder, w, "decoder.", wpath);
+  nn::load_into(*m->codec, w, "codec.", wpath);
+  return m;
+}
 
 std::string weights_identity(const std::string& init_dir) {
   if (init_dir.empty()) return "random-init";

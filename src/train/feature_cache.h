@@ -22,6 +22,7 @@
 #include "data/manifest.h"
 #include "data/run_config.h"
 #include "model/model_config.h"
+#include "model/v2m_model.h"
 
 namespace v2m::train {
 
@@ -31,6 +32,12 @@ struct CachedClip {
   at::Tensor motion, motion_t;  // [Tm, Dm], [Tm]; undefined without motion
   at::Tensor codes;             // [K, T] int64
 };
+
+// The model prep and training start from: the architecture of cfg.model (random init,
+// seed 0) with, when cfg.init names a model directory, its pretrained CLIP, decoder and
+// codec weights (the fusion always starts fresh, so an init made for Model-S serves the
+// no-motion ablation too). The init's config must agree on those three sections.
+model::V2MModel load_run_model(const data::RunConfig& cfg);
 
 // Identity of the frozen weights: "random-init" for a .yaml model, else the init weights
 // file's path, size and mtime.

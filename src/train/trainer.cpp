@@ -272,7 +272,7 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
   const int64_t micro = tc.batch_size / (W * tc.grad_accum);
 
   // Model: pretrained parts from `init`, else the architecture yaml (random init, seed 0).
-  model::V2MModel model = model::load_model(cfg.init.empty() ? cfg.model : cfg.init);
+  model::V2MModel model = load_run_model(cfg);
   const auto& mc = model->cfg;
   const std::string chash = config_hash_of(mc);
   const bool with_motion = mc.fusion.motion;

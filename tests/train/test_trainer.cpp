@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "data/manifest.h"
@@ -298,4 +299,77 @@ TEST(Distributed, EnvironmentParsing) {
   EXPECT_THROW(train::dist_options_from_env(), Error);
   for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
   EXPECT_EQ(train::dist_options_from_env().world_size, 1);
+}
+
+TEST(Trainer, InitLoadsPretrainedPartsUnderAnotherFusion) {
+  TempDir d;
+  const std::string tiny = std::string(V2M_SOURCE_DIR) + "/configs/model/tiny.yaml";
+  auto src = model::load_model(tiny);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : src->parameters()) p.add_(0.5);  // differs from the seed-0 random init
+  }
+  model::save_model(src, d.path() + "/init");
+  std::string y = read_text(tiny);
+  y.replace(y.find("motion: true"), 12, "motion: false");
+  write_text(d.path() + "/nomotion.yaml", y);
+  data::RunConfig cfg;
+  cfg.model = d.path() + "/nomotion.yaml";
+  cfg.init = d.path() + "/init";
+  auto m = train::load_run_model(cfg);
+  EXPECT_FALSE(m->cfg.fusion.motion);
+  EXPECT_TRUE(m->clip->parameters()[0].equal(src->clip->parameters()[0]));
+  EXPECT_TRUE(m->decoder->parameters()[3].equal(src->decoder->parameters()[3]));
+  EXPECT_FALSE(m->fusion->parameters()[0].equal(src->fusion->parameters()[0]));
+  y.replace(y.find("ffn_dim: 128\n  num_codebooks"), 12, "ffn_dim: 96");  // the decoder's FFN
+  write_text(d.path() + "/other.yaml", y);
+  cfg.model = d.path() + "/other.yaml";
+  try {
+    train::load_run_model(cfg);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("section 'decoder' differs"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TrainerCli, ARankDyingEndsAllRanksWithAMessage) {
+  if (cli().empty()) GTEST_SKIP() << "v2m CLI not built";
+  TinyRun s;
+  const std::string log = s.dir.path() + "/log.txt";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    ::execl(cli().c_str(), cli().c_str(), "train", "--config", s.config.c_str(), "--set", "train.steps=100000",
+            "--set", "train.dist_timeout_s=20", "--nproc", "2", nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 1200 && losses(s.run_dir() + "/metrics.jsonl").size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(losses(s.run_dir() + "/metrics.jsonl").size(), 2u) << read_text(log);
+  // The launcher's children are the ranks, in rank order.
+  std::string kids = read_text("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::istringstream ks(kids);
+  std::vector<pid_t> ranks;
+  for (pid_t k; ks >> k;) ranks.push_back(k);
+  ASSERT_EQ(ranks.size(), 2u) << kids;
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(ranks[1], SIGKILL);
+  int st = 0;
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &st, WNOHANG)) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(90))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    FAIL() << "ranks hung after one died:\n" << read_text(log);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(secs, 45.0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_NE(WEXITSTATUS(st), 0);
+  const std::string text = read_text(log);
+  EXPECT_NE(text.find("rank 1 exited with code 137"), std::string::npos) << text;
+  EXPECT_NE(text.find("a worker failed"), std::string::npos) << text;
 }
