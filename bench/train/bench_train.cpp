@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "data/manifest.h"
 #include "data/run_config.h"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_train MODEL.yaml [--window S] [--batch B] [--steps N] [--freeze-decoder] [--setup-only DIR]\n");
     return 2;
   }
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   std::string model_yaml = argv[1], dir;
   double window = 2.0;
   int batch = 2, steps = 3;
