@@ -78,7 +78,7 @@ TEST(Chroma, FrameCountIsCeilOfLengthOverHopAndShortInputsArePadded) {
   // Accumulating clips weights by frames, as the metric's cosine_sum / weight.
   v2m::eval::ChromaCosine acc;
   acc.add(v2m::eval::chroma_cosine(ex, a, a));
-  acc.add(v2m::eval::chroma_cosine(ex, a, tones(32000, 1.0, {440.0 * k})));
+  acc.add(v2m::eval::chroma_cosine(ex, a, tones(32000, 1.0, {440.0 * std::pow(2.0, 0.5)})));
   EXPECT_GT(acc.value(), 0.3);
   EXPECT_LT(acc.value(), 0.8);
 }
