@@ -6,8 +6,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 
+#include "eval/panns.h"
+#include "eval/vggish.h"
+#include "eval_testutil.h"
 #include "media/media_testutil.h"
+#include "nn/state_dict.h"
 #include "v2m/media.h"
 #include "test_util.h"
 
@@ -19,7 +24,7 @@ const std::string kTiny = std::string(V2M_SOURCE_DIR) + "/configs/model/tiny.yam
 int v2m_run(const std::string& args, std::string* out) { return run_capture(kCli + " -q " + args, out); }
 
 // Three 2 s clips (moving square, a tone each) + manifest + run config; returns the config.
-std::string make_dataset(const TempDir& d) {
+std::string make_dataset(const TempDir& d, const std::string& vggish = "", const std::string& tagger = "") {
   std::string manifest;
   const double tones[3] = {440, 550, 660};
   for (int i = 0; i < 3; ++i) {
@@ -42,8 +47,9 @@ std::string make_dataset(const TempDir& d) {
   const std::string cfg = d.path() + "/run.yaml";
   write_text(cfg, "name: tiny-eval\nmodel: " + kTiny + "\nout_dir: " + d.path() + "/run\n" +
                       "data:\n  manifest: " + d.path() + "/manifest.jsonl\n" +
-                      "eval:\n  vggish: " + d.path() + "/no_vggish.safetensors\n  tagger: " + d.path() +
-                      "/no_cnn14.safetensors\n  av_short_side: 64\n");
+                      "eval:\n  vggish: " + (vggish.empty() ? d.path() + "/no_vggish.safetensors" : vggish) +
+                      "\n  tagger: " + (tagger.empty() ? d.path() + "/no_cnn14.safetensors" : tagger) +
+                      "\n  av_short_side: 64\n");
   return cfg;
 }
 
@@ -138,4 +144,44 @@ TEST(CliEval, LatestCheckpointPointerIsFollowed) {
   EXPECT_EQ(j["model"]["training_samples"], 80);
   EXPECT_NE(j["model"]["dir"].get<std::string>().find("step-000010"), std::string::npos);
   EXPECT_NE(read_text(d.path() + "/run/eval-test/table.md").find("| 80 |"), std::string::npos);
+}
+
+TEST(CliEval, WithWeightsIdenticalSetsGiveZeroFadAndKld) {
+  TempDir d;
+  // Random-init embedding models written as weight files: the numbers are not AudioSet's, but
+  // they exercise loading, embedding and aggregation; identical sets are at distance 0.
+  at::manual_seed(0);
+  const std::string vgg = d.path() + "/vggish.safetensors", cnn = d.path() + "/cnn14.safetensors";
+  // He-normal weights keep activations at scale through the deep stacks, so the outputs
+  // depend on the input (PyTorch's default init shrinks them to the biases).
+  {
+    v2m::nn::TensorMap s;
+    v2m::eval::Vggish v;
+    v2m::nn::collect_state(*v, "", &s);
+    v2m::testutil::he_init(s);
+    v2m::nn::save_safetensors(vgg, s);
+    s.clear();
+    v2m::eval::Cnn14 c;
+    v2m::nn::collect_state(*c, "", &s);
+    v2m::testutil::he_init(s);
+    v2m::nn::save_safetensors(cnn, s);
+  }
+  const std::string cfg = make_dataset(d, vgg, cnn);
+  const std::string gdir = d.path() + "/refs";
+  ::mkdir(gdir.c_str(), 0755);
+  for (const char* id : {"c0", "c1", "c2"})
+    v2m::media::write_wav(gdir + "/" + id + ".wav",
+                          v2m::media::decode_audio(d.path() + "/clip" + std::string(id + 1) + ".mkv", 0, 0, 0, 2.0),
+                          v2m::media::WavFormat::Float32);
+  std::string out;
+  ASSERT_EQ(v2m_run("eval --config " + cfg + " --generated " + gdir + " --metrics fad,kld --json", &out), 0) << out;
+  auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["metrics"]["fad"]["status"], "ok") << out;
+  EXPECT_EQ(j["metrics"]["fad"]["reference_examples"], 6);  // 3 clips x 2 examples of 0.96 s
+  EXPECT_NEAR(j["metrics"]["fad"]["value"].get<double>(), 0.0, 1e-3);
+  ASSERT_EQ(j["metrics"]["kld_pq"]["status"], "ok") << out;
+  EXPECT_NEAR(j["metrics"]["kld_pq"]["value"].get<double>(), 0.0, 1e-3);  // only the 1e-6 shift remains
+  EXPECT_NEAR(j["metrics"]["kld_qp"]["value"].get<double>(), 0.0, 1e-3);
+
+  // That a changed set moves both distances is checked in test_embedders.cpp (in process).
 }

@@ -3,9 +3,12 @@
 
 #include <cmath>
 
+#include "eval/fad.h"
 #include "eval/filterbanks.h"
+#include "eval/kld.h"
 #include "eval/panns.h"
 #include "eval/vggish.h"
+#include "eval_testutil.h"
 #include "media/media_testutil.h"
 #include "nn/state_dict.h"
 #include "test_util.h"
@@ -36,13 +39,24 @@ TEST(Vggish, ForwardShapeAndRandomWeightsRoundTripByName) {
   EXPECT_TRUE(state.count("features.0.weight"));
   EXPECT_TRUE(state.count("features.13.bias"));
   EXPECT_TRUE(state.count("embeddings.4.weight"));
+  v2m::testutil::he_init(state);
   const std::string path = d.path() + "/vggish.safetensors";
   v2m::nn::save_safetensors(path, state);
   auto loaded = v2m::eval::load_vggish(path);
+  v2m::nn::load_into(*net, state, "", "memory");
   auto audio = v2m::testutil::sine(16000, 1, 2.0, 440, 0.5);
   at::Tensor a = v2m::eval::vggish_embed(net, audio), b = v2m::eval::vggish_embed(loaded, audio);
   ASSERT_EQ(a.sizes(), (at::IntArrayRef{2, 128}));
-  EXPECT_TRUE(at::allclose(a, b));
+  EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-4));
+  // FAD over embeddings: a set against itself is 0, against other tones it is not.
+  auto set = [&](double f0) {
+    std::vector<at::Tensor> e;
+    for (double f : {f0, f0 * 1.5, f0 * 2.25}) e.push_back(v2m::eval::vggish_embed(loaded, v2m::testutil::sine(16000, 1, 2.0, f, 0.5)));
+    return v2m::eval::fit_gaussian(at::cat(e));
+  };
+  auto g1 = set(300), g2 = set(1100);
+  EXPECT_NEAR(v2m::eval::frechet_distance(g1, g1), 0.0, 1e-6 * g1.sigma.trace().item<double>() + 1e-9);
+  EXPECT_GT(v2m::eval::frechet_distance(g1, g2), 1e-3);
   // A missing tensor is named.
   state.erase("embeddings.2.bias");
   v2m::nn::save_safetensors(path, state);
@@ -77,18 +91,31 @@ TEST(Panns, Cnn14ForwardShapeAndRandomWeightsRoundTripByName) {
   EXPECT_TRUE(state.count("bn0.running_var"));
   EXPECT_TRUE(state.count("conv_block6.bn2.weight"));
   EXPECT_TRUE(state.count("fc_audioset.bias"));
+  v2m::testutil::he_init(state);
+  v2m::nn::load_into(*net, state, "", "memory");
   // The checkpoint's frontend tensors are accepted and ignored (recomputed in code).
   state["logmel_extractor.melW"] = at::zeros({513, 64});
   const std::string path = d.path() + "/cnn14.safetensors";
   v2m::nn::save_safetensors(path, state);
   auto loaded = v2m::eval::load_cnn14(path);
-  at::InferenceMode guard;
-  at::Tensor wav = at::randn({1, 32000}) * 0.1;
-  at::Tensor a = net->forward(wav), b = loaded->forward(wav);
-  ASSERT_EQ(a.sizes(), (at::IntArrayRef{1, 527}));
-  EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-5));
+  {
+    at::InferenceMode guard;
+    at::Tensor wav = at::randn({1, 32000}) * 0.1;
+    at::Tensor a = net->forward(wav), b = loaded->forward(wav);
+    ASSERT_EQ(a.sizes(), (at::IntArrayRef{1, 527}));
+    EXPECT_TRUE(at::allclose(a, b, 1e-3, 1e-3));
+  }
+  // KLD through the tagger: a clip against itself ~ 0 (only the 1e-6 shift), against a
+  // different sound > 0 in both directions; 2 s at 16 kHz is one 10 s segment (cut short).
+  auto tone = v2m::testutil::sine(16000, 1, 2.0, 440, 0.5);
+  auto self = v2m::eval::kld_clip(loaded, tone, tone);
+  EXPECT_EQ(self.segments, 1);
+  EXPECT_NEAR(self.pq(), 0.0, 1e-3);
+  auto other = v2m::eval::kld_clip(loaded, tone, v2m::testutil::sine(16000, 1, 2.0, 3000, 0.05));
+  EXPECT_GT(other.pq(), 1e-3);
+  EXPECT_GT(other.qp(), 1e-3);
   // An unknown tensor means config and weights disagree: an error naming it.
-  state["fc2.weight"] = at::zeros({2, 2});
+  state["fc2.weight"] = at::zeros({2, 2}, at::kHalf);
   v2m::nn::save_safetensors(path, state);
   try {
     v2m::eval::load_cnn14(path);
