@@ -440,10 +440,14 @@ EvalReport run_eval(const EvalOptions& opts) {
     t += "| " + cfg.name + " | " + cell("tempo_error", 3) + " | " + cell("mode_accuracy", 3) + " | " +
          cell("beat_to_cut_s", 3) + " |\n";
   }
+  static const std::map<std::string, std::string> kLabel = {
+      {"fad", "FAD"},         {"kld_pq", "KLD"},       {"kld_qp", "KLD(Q||P)"},         {"chroma", "Chroma"},
+      {"av_align", "AV-Align"}, {"tempo_error", "Tempo error"}, {"mode_accuracy", "Mode accuracy"},
+      {"beat_to_cut_s", "Beat-to-cut"}};
   std::string notes;
   for (const auto& [k, o] : out)
     if (o.requested && !o.value && !(k == "kld_qp" && o.reason == out["kld_pq"].reason))
-      notes += "- " + k + ": " + kNotComputed + " (" + o.reason + ")\n";
+      notes += "- " + kLabel.at(k) + ": " + kNotComputed + " (" + o.reason + ")\n";
   if (!notes.empty()) t += "\n" + notes;
   rep.table = t;
 
