@@ -347,7 +347,10 @@ EvalReport run_eval(const EvalOptions& opts) {
   for (auto& [k, o] : out) {
     if (!o.requested || !o.reason.empty() || k == "fad") continue;
     if (o.weight > 0) o.value = o.sum / static_cast<double>(o.weight);
-    else o.reason = k == "av_align" ? "no onset or motion peaks in any clip" : "no clip long enough";
+    else if (k == "av_align") o.reason = "no onset or motion peaks in any clip";
+    else if (k == "beat_to_cut_s") o.reason = "no onsets in the generated audio of the clips with cuts";
+    else if (k == "kld_pq" || k == "kld_qp") o.reason = "no clip longer than 0.15 s";
+    else o.reason = "no clip carries the label";
   }
   if (out["fad"].requested && out["fad"].reason.empty()) {
     at::Tensor r = at::cat(emb_ref), g = at::cat(emb_gen);
