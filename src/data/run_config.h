@@ -81,6 +81,8 @@ struct EvalConfig {
   std::string out_dir;                                    // empty = <out_dir>/eval-<split>
   int64_t limit = 0;                                      // 0 = all clips of the split
   int64_t seed = 0;                                       // generation seed
+  std::string device = "cpu";                             // generation + embedding models: cpu | cuda[:N]
+  int64_t av_short_side = 256;                            // AV-Align flow: frames scaled down to this short side (0 = source)
   void visit(ConfigVisitor& v) {
     v.field("metrics", metrics);
     v.field("vggish", vggish);
@@ -88,6 +90,8 @@ struct EvalConfig {
     v.field("out_dir", out_dir);
     v.field("limit", limit, {0, 1e12});
     v.field("seed", seed, {0, 9.2e18});
+    v.field("device", device);
+    v.field("av_short_side", av_short_side, {0, 16384});
   }
 };
 
