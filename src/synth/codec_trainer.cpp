@@ -288,6 +288,28 @@ std::string read_text(const std::string& path) {
   return s;
 }
 
+// He (Kaiming) normal init of the encoder's convolutions, zero biases. LibTorch's default
+// (kaiming_uniform with a = sqrt(5)) shrinks the variance ~3x per conv, so a fresh encoder's
+// output is its last bias plus a tiny signal: one Adam step then moves every latent past the
+// k-means clusters and the codebooks collapse onto a handful of codes. Fan-in of a transposed
+// conv is in * kernel / stride (the taps that reach one output sample). The decoder keeps
+// LibTorch's init: its small initial output keeps the first losses and gradients moderate.
+void he_init(torch::nn::Module& root) {
+  at::NoGradGuard ng;
+  for (const auto& m : root.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv1dImpl>()) {
+      const double fan = static_cast<double>(c->weight.size(1) * c->weight.size(2));
+      c->weight.normal_(0.0, std::sqrt(2.0 / fan));
+      if (c->bias.defined()) c->bias.zero_();
+    } else if (auto* t = m->as<torch::nn::ConvTranspose1dImpl>()) {
+      const double stride = static_cast<double>(t->options.stride()->at(0));
+      const double fan = static_cast<double>(t->weight.size(0) * t->weight.size(2)) / stride;
+      t->weight.normal_(0.0, std::sqrt(2.0 / fan));
+      if (t->bias.defined()) t->bias.zero_();
+    }
+  }
+}
+
 struct Trainer {
   CodecTrainConfig cfg;
   std::string source;
@@ -303,6 +325,7 @@ struct Trainer {
   explicit Trainer(const CodecTrainConfig& c, const std::string& src) : cfg(c), source(src) {
     at::manual_seed(static_cast<uint64_t>(cfg.seed));
     codec = nn::Encodec(cfg.codec);
+    he_init(*codec->encoder);
     codec->train();
     rvq = std::make_unique<RvqTrainer>(codec, cfg.quantizer);
     adam.init(*codec);
@@ -485,7 +508,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   }
 
   tr.load_data();
-  if (!tr.rvq->inited()) tr.init_codebooks();
+  const int64_t warmup = cfg.quantizer.warmup_steps;
   const auto scales = mel_scales(static_cast<int>(cfg.loss.mel_min_log2), static_cast<int>(cfg.loss.mel_max_log2));
   const int64_t sr = cfg.codec.sampling_rate;
   double acc_loss = 0, acc_l1 = 0, acc_mel = 0, acc_commit = 0;
@@ -495,10 +518,11 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   int64_t steps_this_run = 0;
   if (resumed && tr.step >= cfg.steps) spdlog::info("train-codec: already at step {} >= {}", tr.step, cfg.steps);
   while (tr.step < cfg.steps) {
+    if (tr.step >= warmup && !tr.rvq->inited()) tr.init_codebooks();
     const at::Tensor x = tr.batch();
     const at::Tensor z = tr.codec->encoder->forward(x);
-    at::Tensor commit;
-    const at::Tensor qz = tr.rvq->forward(z, &commit, tr.rng, /*train=*/true);
+    at::Tensor commit = at::zeros({});
+    const at::Tensor qz = tr.step < warmup ? z : tr.rvq->forward(z, &commit, tr.rng, /*train=*/true);
     const at::Tensor y = tr.codec->decoder->forward(qz).slice(2, 0, x.size(2));
     const at::Tensor l1 = (y - x).abs().mean();
     const at::Tensor mel = multi_scale_mel_loss(y, x, scales, sr);
@@ -523,8 +547,10 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
               {"codebook_usage", usage},
               {"steps_per_s", steps_this_run / std::max(secs, 1e-9)}};
       tr.append_metrics(last);
-      spdlog::info("train-codec: step {} loss {:.4f} (l1 {:.4f} mel {:.4f} commit {:.4f}) usage[0] {:.2f}", tr.step,
-                   acc_loss / acc_n, acc_l1 / acc_n, acc_mel / acc_n, acc_commit / acc_n, usage.empty() ? 0.0 : usage[0]);
+      std::string used;
+      for (double u : usage) used += (used.empty() ? "" : "/") + std::to_string(std::lround(u * cfg.codec.codebook_size));
+      spdlog::info("train-codec: step {} loss {:.4f} (l1 {:.4f} mel {:.4f} commit {:.4f}) codes used {}", tr.step,
+                   acc_loss / acc_n, acc_l1 / acc_n, acc_mel / acc_n, acc_commit / acc_n, used);
       acc_loss = acc_l1 = acc_mel = acc_commit = 0;
       acc_n = 0;
     }

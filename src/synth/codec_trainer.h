@@ -53,12 +53,18 @@ struct QuantizerTrainConfig {
   double dead_code_threshold = 2.0;   // EMA cluster size below which a code is replaced
   int64_t kmeans_iters = 50;
   int64_t kmeans_batches = 8;         // batches of encoder outputs pooled for k-means init
+  // Steps trained as a plain autoencoder (no quantizer) before the k-means init. 0 is
+  // EnCodec's recipe; a short warm-up lets a freshly initialised encoder, whose outputs are
+  // nearly constant (the last conv's bias dominates), spread its latents first, so k-means
+  // finds real clusters instead of collapsing onto a handful of codes.
+  int64_t warmup_steps = 0;
   void visit(ConfigVisitor& v) {
     v.field("ema_decay", ema_decay, {0, 1});
     v.field("epsilon", epsilon, {0, 1});
     v.field("dead_code_threshold", dead_code_threshold, {0, 1e6});
     v.field("kmeans_iters", kmeans_iters, {0, 10000});
     v.field("kmeans_batches", kmeans_batches, {1, 10000});
+    v.field("warmup_steps", warmup_steps, {0, 1e9});
   }
 };
 

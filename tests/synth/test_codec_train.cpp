@@ -162,7 +162,7 @@ TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {
                       "  num_lstm_layers: 1\n  codebook_size: 8\n  codebook_dim: 8\n  hidden_size: 8\n"
                       "  num_codebooks: 1\n"
                       "loss:\n  mel_min_log2: 5\n  mel_max_log2: 7\n"
-                      "quantizer:\n  kmeans_iters: 2\n  kmeans_batches: 1\n"
+                      "quantizer:\n  kmeans_iters: 2\n  kmeans_batches: 1\n  warmup_steps: 5\n"
                       "out_dir: " + dir.path() + "/" + out + "\nsteps: 8\nbatch: 2\nsegment_s: 0.032\n"
                       "log_every: 1\nckpt_every: 4\n");
     return p;
