@@ -1,0 +1,54 @@
+// v2m train-codec --config configs/synth/codec.yaml [--steps N] [--eval-only] [--fresh]
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "synth/codec_train.h"
+#include "v2m/progress.h"
+
+namespace {
+
+struct Opts {
+  v2m::synth::CodecRunOptions run;
+  bool json = false;
+};
+
+const v2m::cli::Command reg("train-codec", "Train (or evaluate) a small EnCodec-family codec on SynthV2M audio",
+                            [](CLI::App& sub, const v2m::cli::GlobalOptions& g) {
+  auto o = std::make_shared<Opts>();
+  sub.add_option("--config", o->run.config_path, "Codec training config (.yaml)")->required();
+  sub.add_option("--set", o->run.overrides, "Override a config key: a.b=value (repeatable)");
+  sub.add_option("--steps", o->run.steps, "Train until this global step (default: the config's steps)")
+      ->check(CLI::PositiveNumber);
+  sub.add_flag("--eval-only", o->run.eval_only, "Only evaluate the latest checkpoint (or the exported codec)");
+  sub.add_flag("--fresh", o->run.fresh, "Start from scratch even if out_dir has checkpoints");
+  sub.add_flag("--json", o->json, "Print the evaluation as JSON");
+  sub.callback([o, &g] {
+    v2m::synth::CodecRunOptions run = o->run;
+    if (g.threads > 0) run.overrides.push_back("threads=" + std::to_string(g.threads));
+    std::unique_ptr<v2m::Progress> bar;
+    int64_t first = -1;
+    run.on_step = [&](int64_t step, int64_t total) {
+      if (!bar) {
+        first = step - 1;
+        bar = std::make_unique<v2m::Progress>("train-codec", static_cast<double>(total - first), "steps");
+      }
+      bar->set(static_cast<double>(step - first));
+    };
+    const auto r = v2m::synth::run_train_codec(run);
+    if (bar) bar->finish();
+    if (o->json) {
+      nlohmann::json j = {{"split", r.split}, {"clips", r.clips}, {"seconds", r.seconds}, {"si_snr_db", r.si_snr_db},
+                          {"mel_distance", r.mel_distance}, {"step", r.step}};
+      std::printf("%s\n", j.dump(2).c_str());
+    } else {
+      std::printf("codec at step %lld on %d %s clips (%.1f s): SI-SNR %.2f dB, mel distance %.4f\n",
+                  static_cast<long long>(r.step), r.clips, r.split.c_str(), r.seconds, r.si_snr_db, r.mel_distance);
+    }
+  });
+});
+
+}  // namespace
