@@ -162,13 +162,16 @@ std::unique_ptr<Generator> Generator::load(const std::string& model, const std::
   }
   if (dev.is_cuda() && !torch::cuda::is_available())
     throw Error(describe("cannot use device", device, "this LibTorch build has no CUDA or no GPU is visible"));
-  nn::WeightsDtype wd = nn::WeightsDtype::FP32;
-  if (weights_dtype == "auto") wd = dev.is_cpu() ? nn::default_weights_dtype() : nn::WeightsDtype::FP32;
-  else wd = nn::parse_weights_dtype(weights_dtype);
+  const bool automatic = weights_dtype == "auto";
+  nn::WeightsDtype wd = automatic ? nn::WeightsDtype::FP32 : nn::parse_weights_dtype(weights_dtype);
   if (wd == nn::WeightsDtype::INT8 && !dev.is_cpu()) throw UsageError("int8 weights run on the CPU only");
   if (!nn::weights_dtype_supported(wd))
     throw Error(describe("cannot use weights dtype", weights_dtype, "this LibTorch build has no quantized CPU engine"));
-  return std::make_unique<GeneratorImpl>(model::load_model(model, check_weights), dev, wd);
+  model::V2MModel m = model::load_model(model, check_weights);
+  // bf16 pays where a step is memory-bound (weights far beyond the caches); for small
+  // decoders (v2m-tiny) the casts cost more than the bytes saved (bench_generate).
+  if (automatic && dev.is_cpu() && m->cfg.decoder.hidden_size >= 512) wd = nn::default_weights_dtype();
+  return std::make_unique<GeneratorImpl>(std::move(m), dev, wd);
 }
 
 std::string default_model_path(const std::string& argv0) {

@@ -67,12 +67,13 @@ TEST(WeightsDtype, Bf16AndInt8LogitsAgreeWithFp32) {
     EXPECT_LT((got - want).abs().max().item<double>(), k.max_rel * scale);
     EXPECT_GT(cosine(got, want), k.min_cos);
     EXPECT_GT(got.argmax(-1).eq(want.argmax(-1)).to(torch::kDouble).mean().item<double>(), k.min_top1);
-    // The incremental (KV cache) path of the converted decoder matches its own full pass.
+    // The incremental (KV cache) path of the converted decoder matches its own full pass
+    // (int8 quantizes each call's activations with one scale, so the split changes rounding).
     auto cache = d->make_cache(2, 12);
     d->set_memory(cache, memory, mask);
     std::vector<torch::Tensor> parts{d->forward(codes.narrow(2, 0, 4), {}, {}, &cache)};
     for (int64_t t = 4; t < 12; ++t) parts.push_back(d->forward(codes.narrow(2, t, 1), {}, {}, &cache));
-    EXPECT_LT((torch::cat(parts, 2) - got).abs().max().item<double>(), 1e-2 * scale);
+    EXPECT_LT((torch::cat(parts, 2) - got).abs().max().item<double>(), k.max_rel * scale);
   }
   auto fp = make(c);
   fp->set_weights_dtype(WeightsDtype::FP32);  // no-op

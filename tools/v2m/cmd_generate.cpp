@@ -115,7 +115,7 @@ const v2m::cli::Command reg("generate", "Generate music for one or more videos",
   sub.add_option("--device", o->device, "cpu or cuda[:N]");
   sub.add_flag("--check-weights", o->check_weights, "Scan weights for NaN/Inf at load");
   sub.add_option("--weights-dtype", o->weights_dtype,
-                 "Code decoder weights: auto (bf16 on CPUs with native bf16, else fp32), fp32, bf16, int8")
+                 "Code decoder weights: auto (bf16 for large decoders on CPUs with native bf16, else fp32), fp32, bf16, int8")
       ->check(CLI::IsMember({"auto", "fp32", "bf16", "int8"}));
   sub.callback([o] { run(*o, "v2m"); });
 });
