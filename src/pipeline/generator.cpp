@@ -163,6 +163,7 @@ std::unique_ptr<Generator> Generator::load(const std::string& model, const std::
   if (dev.is_cuda() && !torch::cuda::is_available())
     throw Error(describe("cannot use device", device, "this LibTorch build has no CUDA or no GPU is visible"));
   const bool automatic = weights_dtype == "auto";
+  // "auto": see v2m.h; additionally fp32 for small decoders, below.
   nn::WeightsDtype wd = automatic ? nn::WeightsDtype::FP32 : nn::parse_weights_dtype(weights_dtype);
   if (wd == nn::WeightsDtype::INT8 && !dev.is_cpu()) throw UsageError("int8 weights run on the CPU only");
   if (!nn::weights_dtype_supported(wd))
