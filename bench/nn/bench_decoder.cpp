@@ -1,98 +1,137 @@
-// MusicGen-small decoder step on the CPU: the shape of generation with classifier-free
-// guidance (batch 2 = cond + null condition), KV cache, 240 memory tokens (about 30 s of
-// conditioning). Random fp32 weights: only the shapes matter for time. Reports the median
-// time of one incremental decoder step (after a prefill of the BOS column), the bytes of
-// weights each step streams, and the bandwidth that implies (a step at batch 2 is a chain
-// of matrix-vector products, so it is memory-bound: compare with bench_machine's triad).
+// MusicGen decoder step on the CPU in the shape of Model-S generation (configs/model/s.yaml's
+// decoder = musicgen-small): classifier-free guidance as one batch of 2 (cond + null
+// condition), KV cache sized for `--seconds` of audio, 240 memory tokens (30 s of
+// conditioning). Random weights: only the shapes matter for time.
+//
+// For each weights dtype (fp32, bf16, int8; --dtypes to choose) it reports
+//  - step latency at the start, middle and end of the clip (the self-attention cache grows;
+//    the mean of the three is the clip's mean step), set_memory (cross K/V once per window);
+//  - the bytes of weights a step streams and the key ratio
+//      step time / (weight bytes per step / triad bandwidth measured in this same run);
+//  - agreement with fp32 on the same weights: logits max |diff|, cosine, and the top-1
+//    (greedy) token match rate over a teacher-forced sequence.
 // JSON on stdout.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "nn/musicgen_decoder.h"
-#include "nn/sampling.h"
 
 using namespace v2m::nn;
+using v2m::bench::now_s;
 
 namespace {
 
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+struct Agreement {
+  double max_abs = 0, max_ref = 0, cosine = 1, top1 = 1;
+};
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+Agreement agree(const at::Tensor& ref, const at::Tensor& got) {
+  Agreement a;
+  a.max_abs = (ref - got).abs().max().item<double>();
+  a.max_ref = ref.abs().max().item<double>();
+  at::Tensor r = ref.flatten(), g = got.flatten();
+  a.cosine = (r.dot(g) / (r.norm() * g.norm())).item<double>();
+  a.top1 = ref.argmax(-1).eq(got.argmax(-1)).to(at::kDouble).mean().item<double>();
+  return a;
 }
 
 }  // namespace
 
-int main() {
-  at::set_num_threads(2);
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(0);
-  MusicgenDecoderConfig cfg;  // musicgen-small defaults
-  MusicgenDecoder dec(cfg);
-  dec->eval();
-
-  const int64_t B = 1, B2 = 2, S = 240, steps = 50, K = cfg.num_codebooks;
-  const int64_t D = cfg.hidden_size, F = cfg.ffn_dim, V = cfg.vocab_size, L = cfg.num_hidden_layers;
-  at::Tensor memory = at::randn({B, S, D});
-  at::Tensor mem2 = at::cat({memory, at::zeros_like(memory)}, 0);
-  at::Tensor mask2 = at::cat({at::ones({B, S}, at::kLong), at::zeros({B, S}, at::kLong)}, 0);
-
-  KVCache cache = dec->make_cache(B2, steps + 8);
-  const double t_mem = now_ms();
-  dec->set_memory(cache, mem2, mask2);
-  const double set_memory_ms = now_ms() - t_mem;
-
-  at::Tensor tok = at::full({B2, K, 1}, cfg.bos_token_id, at::kLong);
-  const double t_pre = now_ms();
-  at::Tensor logits = dec->forward(tok, {}, {}, &cache);  // prefill: the BOS column
-  const double prefill_ms = now_ms() - t_pre;
-
-  SamplingParams sp;  // defaults: top-k 250, CFG 3
-  Sampler sampler(sp);
-  std::vector<double> step_ms, sample_ms;
-  for (int64_t s = 0; s < steps; ++s) {
-    const double t0 = now_ms();
-    at::Tensor guided = apply_cfg(logits.select(2, -1), sp.cfg_scale);  // [B, K, V]
-    at::Tensor next = sampler.sample(guided);                          // [B, K]
-    tok = next.unsqueeze(-1).repeat({2, 1, 1});
-    const double t1 = now_ms();
-    logits = dec->forward(tok, {}, {}, &cache);
-    const double t2 = now_ms();
-    sample_ms.push_back(t1 - t0);
-    step_ms.push_back(t2 - t1);
+int main(int argc, char** argv) {
+  v2m::bench::passive_openmp(argv);
+  std::string dtypes = "fp32,bf16,int8";
+  double seconds = 30.0;
+  int64_t steps = 8;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--dtypes")) dtypes = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
   }
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  c10::InferenceMode inference;
 
-  // Weights a step reads: self-attn q/k/v/o, cross-attn q/o (cross k/v were applied once in
-  // set_memory), fc1/fc2, 3 LayerNorms per layer, the final LayerNorm and the K heads.
-  // Embedding lookups touch K rows only (negligible).
-  const double per_layer = 6.0 * D * D + 2.0 * D * F + 6.0 * D;
-  const double weight_bytes = 4.0 * (L * per_layer + 2.0 * D + double(K) * V * D);
-  // Cached activations a step also reads: cross K/V (B2 x S x D per layer, twice) and the
-  // self-attention K/V written so far (half of the run on average).
-  const double kv_bytes = 4.0 * L * 2.0 * B2 * D * (S + steps / 2.0);
-  const double med = median(step_ms);
+  const double bw = v2m::bench::triad_gbs();
+  MusicgenDecoderConfig cfg;  // musicgen-small = the decoder of configs/model/s.yaml
+  const int64_t K = cfg.num_codebooks, Dm = cfg.hidden_size, S = 240, B2 = 2;
+  const int64_t frames = static_cast<int64_t>(seconds * 50.0);  // EnCodec 32 kHz: 50 frames/s
+  const int64_t capacity = frames + K;                          // + the delay pattern's tail
 
+  torch::manual_seed(0);
+  MusicgenDecoder ref(cfg);
+  ref->eval();
+  torch::manual_seed(1);
+  at::Tensor memory = at::randn({B2, S, Dm});
+  at::Tensor mask = at::cat({at::ones({1, S}, at::kLong), at::zeros({1, S}, at::kLong)}, 0);
+  at::Tensor codes = at::randint(0, cfg.vocab_size, {1, K, 48}, at::kLong);
+  const at::Tensor ref_logits = ref->forward(codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1));
+
+  std::ostringstream rows;
+  std::stringstream names(dtypes);
+  std::string name;
+  bool first = true;
+  while (std::getline(names, name, ',')) {
+    const WeightsDtype dt = parse_weights_dtype(name);
+    MusicgenDecoder dec = ref;
+    if (dt != WeightsDtype::FP32) {
+      torch::manual_seed(0);  // the same weights as ref
+      dec = MusicgenDecoder(cfg);
+      dec->eval();
+      dec->set_weights_dtype(dt);
+    }
+    const Agreement a = agree(ref_logits, dec->forward(codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1)));
+
+    KVCache cache = dec->make_cache(B2, capacity);
+    double t0 = now_s();
+    dec->set_memory(cache, memory, mask);
+    const double set_memory_ms = (now_s() - t0) * 1e3;
+    at::Tensor tok = at::full({B2, K, 1}, cfg.bos_token_id, at::kLong);
+    dec->forward(tok, {}, {}, &cache);  // prefill (BOS); the cache entries below are random
+    for (size_t l = 0; l < cache.self_k.size(); ++l) {
+      cache.self_k[l].normal_();
+      cache.self_v[l].normal_();
+    }
+    std::vector<double> at_pos;
+    for (int64_t p : {int64_t(1), capacity / 2, capacity - steps - 1}) {
+      std::vector<double> ms;
+      for (int64_t s = 0; s < steps; ++s) {
+        cache.pos = p + s;
+        tok = at::randint(0, cfg.vocab_size, {B2, K, 1}, at::kLong);
+        t0 = now_s();
+        dec->forward(tok, {}, {}, &cache);
+        ms.push_back((now_s() - t0) * 1e3);
+      }
+      at_pos.push_back(v2m::bench::median(ms));
+    }
+    const double mean_ms = (at_pos[0] + at_pos[1] + at_pos[2]) / 3.0;
+    const double wbytes = static_cast<double>(dec->step_weight_bytes());
+    const double bound_ms = wbytes / (bw * 1e9) * 1e3;
+    char buf[1024];
+    std::snprintf(buf, sizeof buf,
+                  "%s    {\"weights_dtype\": \"%s\", \"weight_bytes_per_step\": %.0f, \"set_memory_ms\": %.1f,\n"
+                  "     \"step_ms_start\": %.2f, \"step_ms_mid\": %.2f, \"step_ms_end\": %.2f, \"step_ms_mean\": %.2f,\n"
+                  "     \"bandwidth_bound_ms\": %.2f, \"step_over_bound\": %.2f, \"implied_weight_gbs\": %.2f,\n"
+                  "     \"decoder_s_for_clip\": %.1f, \"logits_max_abs_diff\": %.3g, \"logits_max_abs\": %.3g,\n"
+                  "     \"logits_cosine\": %.6f, \"top1_match\": %.4f}",
+                  first ? "" : ",\n", name.c_str(), wbytes, set_memory_ms, at_pos[0], at_pos[1], at_pos[2], mean_ms,
+                  bound_ms, mean_ms / bound_ms, wbytes / (mean_ms * 1e6), mean_ms * frames / 1e3, a.max_abs, a.max_ref,
+                  a.cosine, a.top1);
+    rows << buf;
+    first = false;
+  }
   std::printf(
-      "{\n  \"bench\": \"decoder_step\",\n  \"model\": \"musicgen-small decoder (fp32, random weights)\",\n"
-      "  \"threads\": %d,\n  \"batch\": %lld,\n  \"memory_tokens\": %lld,\n  \"steps\": %lld,\n"
-      "  \"parameters\": %lld,\n  \"set_memory_ms\": %.2f,\n  \"prefill_ms\": %.2f,\n"
-      "  \"step_ms_median\": %.2f,\n  \"step_ms_min\": %.2f,\n  \"step_ms_max\": %.2f,\n"
-      "  \"cfg_sample_ms_median\": %.3f,\n  \"weight_bytes_per_step\": %.0f,\n  \"kv_bytes_per_step\": %.0f,\n"
-      "  \"implied_weight_gbs\": %.2f,\n  \"implied_total_gbs\": %.2f,\n  \"frames_per_s\": %.2f\n}\n",
-      at::get_num_threads(), static_cast<long long>(B2), static_cast<long long>(S), static_cast<long long>(steps),
-      static_cast<long long>(count_parameters(*dec)), set_memory_ms, prefill_ms, med,
-      *std::min_element(step_ms.begin(), step_ms.end()), *std::max_element(step_ms.begin(), step_ms.end()),
-      median(sample_ms), weight_bytes, kv_bytes, weight_bytes / (med * 1e6), (weight_bytes + kv_bytes) / (med * 1e6),
-      1000.0 / (med + median(sample_ms)));
+      "{\n  \"bench\": \"decoder_step\",\n  \"model\": \"musicgen-small decoder (Model-S shape), random weights\",\n"
+      "  \"threads\": %d,\n  \"batch\": %lld,\n  \"memory_tokens\": %lld,\n  \"clip_seconds\": %.1f,\n"
+      "  \"parameters\": %lld,\n  \"triad_bandwidth_gbs\": %.2f,\n  \"dtypes\": [\n%s\n  ]\n}\n",
+      at::get_num_threads(), static_cast<long long>(B2), static_cast<long long>(S), seconds,
+      static_cast<long long>(count_parameters(*ref)), bw, rows.str().c_str());
   return 0;
 }

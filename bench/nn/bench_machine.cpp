@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
 
 double now_s() {
@@ -29,7 +31,8 @@ double best_of(int reps, const std::function<void()>& f) {
 
 }  // namespace
 
-int main() {
+int main(int, char** argv) {
+  v2m::bench::passive_openmp(argv);
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   // Triad a = b + s*c over 3 x 256 MiB: reads 2 arrays, writes 1.

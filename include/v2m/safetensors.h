@@ -46,6 +46,7 @@ class SafeTensorsFile {
   SafeTensorsFile& operator=(const SafeTensorsFile&) = delete;
 
   const std::string& path() const { return path_; }
+  bool mapped() const { return mapped_; }  // false: from_buffer (an owned copy)
   const std::vector<TensorView>& tensors() const { return tensors_; }  // in file order
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool contains(const std::string& name) const;

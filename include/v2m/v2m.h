@@ -46,8 +46,10 @@ struct StageTimes {
 class Generator {
  public:
   // model: model directory or model config .yaml (random init); device: "cpu" or "cuda[:N]".
+  // weights_dtype: storage of the code decoder's linears, "fp32", "bf16" or "int8" (CPU);
+  // "auto" = bf16 on CPUs with native bf16 (AVX-512 BF16/AMX), else fp32.
   static std::unique_ptr<Generator> load(const std::string& model, const std::string& device = "cpu",
-                                         bool check_weights = false);
+                                         bool check_weights = false, const std::string& weights_dtype = "auto");
   virtual ~Generator() = default;
   // One AudioBuffer per variation. Throws v2m::Error on bad input.
   virtual std::vector<AudioBuffer> generate(const std::string& video, const GenerateParams& params) = 0;

@@ -84,7 +84,10 @@ std::shared_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
     throw Error(describe("cannot read weights", path, std::strerror(errno)));
   }
   f->size_ = static_cast<size_t>(st.st_size);
-  void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  // Private and writable: tensors alias the mapping (zero-copy model load), and a model whose
+  // parameters are later updated in place (training) gets copy-on-write pages instead of a
+  // fault; the file itself is never written.
+  void* p = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (p == MAP_FAILED) throw Error(describe("cannot map weights", path, std::strerror(errno)));
   f->base_ = static_cast<const uint8_t*>(p);

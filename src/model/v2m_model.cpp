@@ -66,7 +66,8 @@ V2MModel load_model(const std::string& path, bool check_weights, const std::vect
     V2MModel m(cfg);
     nn::TensorMap tensors = nn::load_safetensors(w_path);
     if (check_weights) nn::check_finite(tensors, w_path);
-    auto used = nn::load_into(*m, tensors, "", w_path);
+    // Zero-copy where the file's dtype is the model's: parameters alias the mapping.
+    auto used = nn::load_into(*m, tensors, "", w_path, /*alias=*/true);
     std::set<std::string> used_set(used.begin(), used.end());
     for (const auto& [k, t] : tensors)
       if (!used_set.count(k))
@@ -91,6 +92,10 @@ void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype,
                 const std::map<std::string, std::string>& metadata) {
   if (!is_dir(dir) && ::mkdir(dir.c_str(), 0755) != 0)
     throw Error(describe("cannot create model directory", dir, std::strerror(errno)));
+  if (model->decoder->weights_dtype() != nn::WeightsDtype::FP32)
+    throw Error(describe("cannot save model", dir,
+                         std::string("its decoder weights were converted to ") +
+                             nn::weights_dtype_name(model->decoder->weights_dtype()) + " for inference"));
   nn::TensorMap state;
   nn::collect_state(*model, "", &state);
   for (auto& [k, t] : state)

@@ -165,16 +165,25 @@ MusicgenAttentionImpl::MusicgenAttentionImpl(int64_t dim, int64_t h) : heads(h) 
   out_proj = register_module("out_proj", linear(dim, dim, false));
 }
 
+at::Tensor MusicgenAttentionImpl::project(const torch::nn::Linear& proj, const at::Tensor& x) const {
+  const LinearKernel* k = proj.get() == q_proj.get()     ? q_kernel.get()
+                          : proj.get() == k_proj.get()   ? k_kernel.get()
+                          : proj.get() == v_proj.get()   ? v_kernel.get()
+                          : proj.get() == out_proj.get() ? out_kernel.get()
+                                                         : nullptr;
+  return k ? k->forward(x) : at::linear(x, proj->weight);
+}
+
 at::Tensor MusicgenAttentionImpl::heads_of(const torch::nn::Linear& proj, const at::Tensor& x) const {
   const int64_t B = x.size(0), T = x.size(1), D = proj->weight.size(0);
-  return at::linear(x, proj->weight).view({B, T, heads, D / heads}).transpose(1, 2);
+  return project(proj, x).view({B, T, heads, D / heads}).transpose(1, 2);
 }
 
 at::Tensor MusicgenAttentionImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                          const at::Tensor& mask, bool causal) {
   at::Tensor o = attention(q, k, v, mask, causal);  // [B, H, Tq, Dh]
   const int64_t B = o.size(0), T = o.size(2);
-  return out_proj->forward(o.transpose(1, 2).reshape({B, T, -1}));
+  return project(out_proj, o.transpose(1, 2).reshape({B, T, -1}));
 }
 
 MusicgenDecoderLayerImpl::MusicgenDecoderLayerImpl(const MusicgenDecoderConfig& c) : activation(c.activation_function) {
@@ -211,8 +220,9 @@ at::Tensor MusicgenDecoderLayerImpl::forward(const at::Tensor& x_in, KVCache* ca
     q = encoder_attn->heads_of(encoder_attn->q_proj, h);
     x = x + encoder_attn->attend(q, cross_k, cross_v, cross_mask, false);
   }
-  h = activate(activation, fc1->forward(final_layer_norm->forward(x)));
-  return x + fc2->forward(h);
+  h = final_layer_norm->forward(x);
+  h = activate(activation, fc1_kernel ? fc1_kernel->forward(h) : at::linear(h, fc1->weight));
+  return x + (fc2_kernel ? fc2_kernel->forward(h) : at::linear(h, fc2->weight));
 }
 
 MusicgenDecoderStackImpl::MusicgenDecoderStackImpl(const MusicgenDecoderConfig& c) {
@@ -250,8 +260,8 @@ KVCache MusicgenDecoderImpl::make_cache(int64_t batch, int64_t capacity) const {
   c.batch = batch;
   c.capacity = capacity;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    c.self_k.push_back(at::zeros({batch, H, capacity, Dh}, opts));
-    c.self_v.push_back(at::zeros({batch, H, capacity, Dh}, opts));
+    c.self_k.push_back(at::empty({batch, H, capacity, Dh}, opts));
+    c.self_v.push_back(at::empty({batch, H, capacity, Dh}, opts));
   }
   return c;
 }
@@ -331,10 +341,66 @@ at::Tensor MusicgenDecoderImpl::hidden_states(const at::Tensor& codes, const at:
 at::Tensor MusicgenDecoderImpl::forward(const at::Tensor& codes, const at::Tensor& memory,
                                         const at::Tensor& memory_mask, KVCache* cache) {
   at::Tensor h = hidden_states(codes, memory, memory_mask, cache);  // [B, T, D]
+  if (heads_kernel_) {  // one product for all K heads: [B, T, K V] -> [B, K, T, V]
+    const int64_t B = h.size(0), T = h.size(1);
+    return heads_kernel_->forward(h).view({B, T, cfg.num_codebooks, cfg.vocab_size}).permute({0, 2, 1, 3});
+  }
   std::vector<at::Tensor> logits;
   logits.reserve(cfg.num_codebooks);
   for (const auto& head : *lm_heads) logits.push_back(head->as<torch::nn::Linear>()->forward(h));
   return at::stack(logits, 1);  // [B, K, T, V]
+}
+
+void MusicgenDecoderImpl::set_weights_dtype(WeightsDtype dtype) {
+  if (dtype == weights_dtype_) return;
+  if (weights_dtype_ != WeightsDtype::FP32)
+    throw Error(describe("cannot convert decoder weights", weights_dtype_name(weights_dtype_),
+                         std::string("already converted; reload the model to use ") + weights_dtype_name(dtype)));
+  at::NoGradGuard no_grad;
+  // The float weight is replaced by a zero-stride placeholder of the same shape: its memory
+  // (or its pages of the weight file's mapping) is released, parameter counts stay right, and
+  // any attempt to copy into it fails loudly instead of silently doing nothing.
+  auto convert = [&](torch::nn::Linear& lin) {
+    at::Tensor& w = lin->weight;
+    auto k = make_linear_kernel(w, dtype);
+    w.set_data(at::zeros({1}, w.options()).expand(w.sizes()));
+    return k;
+  };
+  for (const auto& m : *model->decoder->layers) {
+    auto layer = m->as<MusicgenDecoderLayer>();
+    for (auto* a : {layer->self_attn.get(), layer->encoder_attn.get()}) {
+      a->q_kernel = convert(a->q_proj);
+      a->k_kernel = convert(a->k_proj);
+      a->v_kernel = convert(a->v_proj);
+      a->out_kernel = convert(a->out_proj);
+    }
+    layer->fc1_kernel = convert(layer->fc1);
+    layer->fc2_kernel = convert(layer->fc2);
+  }
+  std::vector<at::Tensor> heads;
+  for (const auto& h : *lm_heads) heads.push_back(h->as<torch::nn::Linear>()->weight);
+  heads_kernel_ = make_linear_kernel(at::cat(heads, 0), dtype);
+  for (const auto& h : *lm_heads) {
+    at::Tensor& w = h->as<torch::nn::Linear>()->weight;
+    w.set_data(at::zeros({1}, w.options()).expand(w.sizes()));
+  }
+  weights_dtype_ = dtype;
+}
+
+int64_t MusicgenDecoderImpl::step_weight_bytes() const {
+  const int64_t D = cfg.hidden_size, F = cfg.ffn_dim, V = cfg.vocab_size, K = cfg.num_codebooks;
+  const int64_t ln = 4 * (cfg.num_hidden_layers * 6 * D + 2 * D);  // LayerNorms stay float
+  if (weights_dtype_ == WeightsDtype::FP32)
+    return ln + 4 * (cfg.num_hidden_layers * (6 * D * D + 2 * D * F) + K * V * D);
+  int64_t b = heads_kernel_->bytes();
+  for (const auto& m : *model->decoder->layers) {
+    auto layer = m->as<MusicgenDecoderLayer>();
+    const auto& s = layer->self_attn;
+    const auto& c = layer->encoder_attn;  // cross k/v run once per window, not per step
+    b += s->q_kernel->bytes() + s->k_kernel->bytes() + s->v_kernel->bytes() + s->out_kernel->bytes() +
+         c->q_kernel->bytes() + c->out_kernel->bytes() + layer->fc1_kernel->bytes() + layer->fc2_kernel->bytes();
+  }
+  return ln + b;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,8 +447,8 @@ at::Tensor project_memory(const torch::nn::Linear* proj, const at::Tensor& state
 
 at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory, const at::Tensor& memory_mask,
                              int64_t steps, const SamplingParams& params, const at::Tensor& prompt,
-                             const GenerateProgress& progress) {
-  at::NoGradGuard no_grad;
+                             const GenerateProgress& progress, KVCache* reuse) {
+  c10::InferenceMode inference;
   const auto& cfg = dec.cfg;
   const int64_t K = cfg.num_codebooks;
   const auto delays = musicgen_delays(K, cfg.audio_channels);
@@ -410,7 +476,16 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
 
   const bool guided = memory.defined() && params.cfg_scale != 1.0;
   const int64_t B2 = guided ? 2 * B : B;
-  KVCache cache = dec.make_cache(B2, L);
+  KVCache own;
+  KVCache& cache = reuse ? *reuse : own;
+  const at::Tensor& ln = dec.model->decoder->layer_norm->weight;
+  if (cache.batch != B2 || cache.capacity < L || cache.self_k.size() != static_cast<size_t>(cfg.num_hidden_layers) ||
+      cache.self_k[0].scalar_type() != ln.scalar_type() || cache.self_k[0].device() != ln.device())
+    cache = dec.make_cache(B2, L);
+  cache.reset();
+  cache.cross_k.clear();
+  cache.cross_v.clear();
+  cache.cross_mask = at::Tensor();
   if (memory.defined()) {
     at::Tensor mem = memory.to(device), mask = memory_mask.defined()
                                                    ? memory_mask.to(device)
@@ -426,8 +501,18 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
   const int64_t first = 1 + Tp;  // first column whose codebook-0 entry is unknown
   const int64_t total = L + 1 - first;
   at::Tensor input = seq.narrow(2, 0, first);  // prefill: BOS + the prompt columns
+  at::Tensor step_in = guided ? at::empty({B2, K, 1}, seq.options()) : at::Tensor();  // reused per step
   for (int64_t col = first; col <= L; ++col) {
-    at::Tensor x = guided ? input.repeat({2, 1, 1}) : input;
+    at::Tensor x = input;
+    if (guided) {  // cond and null condition share the tokens: one batch of 2B
+      if (input.size(2) == 1) {
+        step_in.narrow(0, 0, B).copy_(input);
+        step_in.narrow(0, B, B).copy_(input);
+        x = step_in;
+      } else {
+        x = input.repeat({2, 1, 1});
+      }
+    }
     at::Tensor logits = dec.forward(x, {}, {}, &cache).select(2, -1);  // [B2, K, V]
     if (guided) logits = apply_cfg(logits, params.cfg_scale);
     at::Tensor tok = sampler.sample(logits);  // [B, K]

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/linear_kernel.h"
 #include "nn/sampling.h"
 #include "nn/state_dict.h"
 #include "v2m/config.h"
@@ -74,7 +75,8 @@ at::Tensor musicgen_sinusoids(int64_t n, int64_t dim);
 
 // Per-layer attention state for incremental decoding. Self-attention K/V are preallocated
 // [B, H, capacity, Dh] and written in place at `pos`; cross-attention K/V are computed once
-// per set_memory() (per conditioning window).
+// per set_memory() (per conditioning window). Entries at and past `pos` are never read, so the
+// buffers start uninitialised and a reset() cache is reused as is.
 struct KVCache {
   std::vector<at::Tensor> self_k, self_v;    // per layer [B, H, capacity, Dh]
   std::vector<at::Tensor> cross_k, cross_v;  // per layer [B, H, S, Dh] (empty: no memory)
@@ -94,8 +96,13 @@ struct MusicgenAttentionImpl : torch::nn::Module {
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                     bool causal);
 
+  // Applies `proj` (one of the four projections) through its converted kernel when the
+  // decoder's weights were converted (set_weights_dtype), else at::linear on the weight.
+  at::Tensor project(const torch::nn::Linear& proj, const at::Tensor& x) const;
+
   int64_t heads;
   torch::nn::Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
+  std::shared_ptr<LinearKernel> k_kernel, v_kernel, q_kernel, out_kernel;  // null: fp32 weights
 };
 TORCH_MODULE(MusicgenAttention);
 
@@ -110,6 +117,7 @@ struct MusicgenDecoderLayerImpl : torch::nn::Module {
   MusicgenAttention self_attn{nullptr}, encoder_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr}, encoder_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  std::shared_ptr<LinearKernel> fc1_kernel, fc2_kernel;  // null: fp32 weights
 };
 TORCH_MODULE(MusicgenDecoderLayer);
 
@@ -147,11 +155,23 @@ struct MusicgenDecoderImpl : torch::nn::Module {
   // Computes cross-attention K/V of every layer for memory [B, S, D] + mask [B, S] into `cache`.
   void set_memory(KVCache& cache, const at::Tensor& memory, const at::Tensor& memory_mask);
 
+  // Inference only, one way: converts every decoder linear (attention projections, fc1/fc2,
+  // the K heads, fused into one [K V, D] kernel) to `dtype` and releases the float weights
+  // (their parameters keep their shapes but become zero-stride placeholders, so the module can
+  // no longer be saved, loaded into or trained). FP32 on an unconverted decoder is a no-op.
+  void set_weights_dtype(WeightsDtype dtype);
+  WeightsDtype weights_dtype() const { return weights_dtype_; }
+  // Bytes of decoder weights one incremental step streams (self-attn q/k/v/o, cross-attn q/o,
+  // fc1/fc2, LayerNorms, heads) in the current storage format.
+  int64_t step_weight_bytes() const;
+
   MusicgenDecoderConfig cfg;
   MusicgenModel model{nullptr};
   torch::nn::ModuleList lm_heads;
 
  private:
+  WeightsDtype weights_dtype_ = WeightsDtype::FP32;
+  std::shared_ptr<LinearKernel> heads_kernel_;  // [K V, D] when converted
   at::Tensor positions(int64_t start, int64_t count, const at::Tensor& like);
   at::Tensor positions_;  // [N, D] sinusoid table, grown on demand; not a parameter
 };
@@ -182,9 +202,12 @@ using GenerateProgress = std::function<void(int64_t done, int64_t total)>;
 // [B, K, Tp + steps] (prompt first). With cfg_scale != 1 and a memory, cond and null
 // condition run as one batch of 2B; the null condition is what transformers builds for
 // MusicGen's unconditional branch: zero encoder states with an all-zero attention mask.
+// `cache`: optional KV cache kept by the caller across calls (windows, clips); it is reused
+// when its batch matches and its capacity suffices, else rebuilt in place. Results are the
+// same with or without it; it saves allocating (and faulting in) the cache per call.
 at::Tensor musicgen_generate(MusicgenDecoderImpl& decoder, const at::Tensor& memory, const at::Tensor& memory_mask,
                              int64_t steps, const SamplingParams& params, const at::Tensor& prompt = {},
-                             const GenerateProgress& progress = {});
+                             const GenerateProgress& progress = {}, KVCache* cache = nullptr);
 // Same, on the module holder: codes [B, K, P + frames].
 at::Tensor generate(MusicgenDecoder& decoder, const at::Tensor& memory, const at::Tensor& mask, int64_t frames,
                     const SamplingParams& params, const at::Tensor& prompt = {}, const GenerateProgress& progress = {});

@@ -1,7 +1,9 @@
 #include "nn/state_dict.h"
 
 #include <c10/util/Half.h>
+#include <sys/mman.h>
 #include <torch/nn/module.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -60,8 +62,24 @@ at::Tensor to_tensor(const TensorView& v, const std::shared_ptr<SafeTensorsFile>
   auto keep = new std::shared_ptr<SafeTensorsFile>(owner);
   const size_t esize = dtype_size(v.dtype);
   const bool aligned = reinterpret_cast<uintptr_t>(v.data) % esize == 0;
+  const bool mapped = owner->mapped();
+  const size_t nbytes = v.nbytes;
   at::Tensor t = at::from_blob(const_cast<void*>(v.data), v.shape,
-                               [keep](void*) { delete keep; }, opts);
+                               [keep, mapped, nbytes](void* data) {
+                                 // Pages wholly inside this tensor's range belong to no other
+                                 // tensor: give them back, so weights converted at load (or
+                                 // dropped) stop counting in the resident set even though the
+                                 // rest of the mapping lives on. Partial pages at either end
+                                 // may hold a neighbour and stay.
+                                 if (mapped) {
+                                   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+                                   const uintptr_t b = reinterpret_cast<uintptr_t>(data);
+                                   const uintptr_t lo = (b + page - 1) / page * page, hi = (b + nbytes) / page * page;
+                                   if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+                                 }
+                                 delete keep;
+                               },
+                               opts);
   // Unaligned element data (legal in the format) gets one aligned copy.
   return aligned ? t : t.clone();
 }
@@ -93,7 +111,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 }
 
 std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& tensors,
-                                   const std::string& prefix, const std::string& source) {
+                                   const std::string& prefix, const std::string& source, bool alias) {
   std::vector<std::string> used;
   at::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, at::Tensor& dst) {
@@ -109,7 +127,11 @@ std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& t
       throw Error(describe("dtype mismatch", source,
                            "tensor '" + key + "' has dtype " + c10::toString(src.scalar_type()) + ", the model expects " +
                                c10::toString(dst.scalar_type())));
-    dst.copy_(src);
+    if (alias && src.scalar_type() == dst.scalar_type() && src.device() == dst.device() && src.is_contiguous() &&
+        dst.is_contiguous())
+      dst.set_data(src);  // the parameter now lives in the source's storage (e.g. the file mapping)
+    else
+      dst.copy_(src);
     used.push_back(key);
   };
   for (auto& p : module.named_parameters(/*recurse=*/true)) assign(p.key(), p.value());

@@ -34,8 +34,11 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 // or a non-floating dtype for a floating parameter throws v2m::Error; `source` names the
 // file in messages. Values are converted to the parameter's dtype/device.
 // Returns the set of keys consumed (so callers can report unused tensors).
+// alias: where dtype, device and contiguity match, the parameter takes the source tensor's
+// storage instead of a copy (with load_safetensors: zero-copy over the file mapping, which
+// stays alive as long as any parameter uses it; writes go to private copy-on-write pages).
 std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& tensors,
-                                   const std::string& prefix, const std::string& source);
+                                   const std::string& prefix, const std::string& source, bool alias = false);
 
 // Flattens parameters and buffers of `module` into a map under `prefix`.
 void collect_state(const torch::nn::Module& module, const std::string& prefix, TensorMap* out);

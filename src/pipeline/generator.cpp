@@ -46,9 +46,10 @@ Selected select_window(const at::Tensor& x, const at::Tensor& t, double t0, doub
 
 class GeneratorImpl : public Generator {
  public:
-  GeneratorImpl(model::V2MModel m, at::Device dev) : model_(std::move(m)), device_(dev) {
+  GeneratorImpl(model::V2MModel m, at::Device dev, nn::WeightsDtype weights) : model_(std::move(m)), device_(dev) {
     model_->to(device_);
     model_->eval();
+    model_->decoder->set_weights_dtype(weights);
   }
 
   int sample_rate() const override { return model_->sample_rate(); }
@@ -110,7 +111,8 @@ class GeneratorImpl : public Generator {
       auto progress = [&](int64_t step, int64_t steps) {
         if (p.on_progress) p.on_progress((w.gen_begin + std::min(step, n)) / fr, total / fr);
       };
-      at::Tensor out = nn::musicgen_generate(*model_->decoder, cond.memory, cond.mask, n, sp, prompt, progress);
+      at::Tensor out =
+          nn::musicgen_generate(*model_->decoder, cond.memory, cond.mask, n, sp, prompt, progress, &cache_);
       codes.slice(2, w.gen_begin, w.gen_end).copy_(out.slice(2, out.size(2) - n, out.size(2)));
       times_.decoder += seconds_since(td);
     }
@@ -141,6 +143,7 @@ class GeneratorImpl : public Generator {
   model::V2MModel model_;
   at::Device device_;
   StageTimes times_;
+  nn::KVCache cache_;  // the decoder's KV buffers, reused across windows and calls
 };
 
 bool is_file(const std::string& p) { return ::access(p.c_str(), R_OK) == 0; }
@@ -149,7 +152,8 @@ bool is_file(const std::string& p) { return ::access(p.c_str(), R_OK) == 0; }
 
 GenerateParams default_generate_params() { return GenerateParams{}; }
 
-std::unique_ptr<Generator> Generator::load(const std::string& model, const std::string& device, bool check_weights) {
+std::unique_ptr<Generator> Generator::load(const std::string& model, const std::string& device, bool check_weights,
+                                           const std::string& weights_dtype) {
   at::Device dev(at::kCPU);
   try {
     dev = at::Device(device);
@@ -158,7 +162,17 @@ std::unique_ptr<Generator> Generator::load(const std::string& model, const std::
   }
   if (dev.is_cuda() && !torch::cuda::is_available())
     throw Error(describe("cannot use device", device, "this LibTorch build has no CUDA or no GPU is visible"));
-  return std::make_unique<GeneratorImpl>(model::load_model(model, check_weights), dev);
+  const bool automatic = weights_dtype == "auto";
+  // "auto": see v2m.h; additionally fp32 for small decoders, below.
+  nn::WeightsDtype wd = automatic ? nn::WeightsDtype::FP32 : nn::parse_weights_dtype(weights_dtype);
+  if (wd == nn::WeightsDtype::INT8 && !dev.is_cpu()) throw UsageError("int8 weights run on the CPU only");
+  if (!nn::weights_dtype_supported(wd))
+    throw Error(describe("cannot use weights dtype", weights_dtype, "this LibTorch build has no quantized CPU engine"));
+  model::V2MModel m = model::load_model(model, check_weights);
+  // bf16 pays where a step is memory-bound (weights far beyond the caches); for small
+  // decoders (v2m-tiny) the casts cost more than the bytes saved (bench_generate).
+  if (automatic && dev.is_cpu() && m->cfg.decoder.hidden_size >= 512) wd = nn::default_weights_dtype();
+  return std::make_unique<GeneratorImpl>(std::move(m), dev, wd);
 }
 
 std::string default_model_path(const std::string& argv0) {

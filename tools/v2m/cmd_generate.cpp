@@ -17,7 +17,7 @@ namespace {
 
 struct Opts {
   std::vector<std::string> videos;
-  std::string output, out_dir, model, mux, format, device = "cpu";
+  std::string output, out_dir, model, mux, format, device = "cpu", weights_dtype = "auto";
   double duration = 0, start = 0, cfg = 3.0, temperature = 1.0, top_p = 0.0;
   int64_t top_k = 250;
   uint64_t seed = 0;
@@ -55,7 +55,7 @@ void run(const Opts& o, const char* argv0) {
   for (const auto& v : o.videos) v2m::media::probe(v);
 
   spdlog::info("loading model {}", model);
-  auto gen = v2m::Generator::load(model, o.device, o.check_weights);
+  auto gen = v2m::Generator::load(model, o.device, o.check_weights, o.weights_dtype);
   v2m::GenerateParams p = v2m::default_generate_params();
   p.duration = o.duration;
   p.start = o.start;
@@ -114,6 +114,9 @@ const v2m::cli::Command reg("generate", "Generate music for one or more videos",
   sub.add_flag("--float", o->float_wav, "Write 32-bit float WAV instead of 16-bit PCM");
   sub.add_option("--device", o->device, "cpu or cuda[:N]");
   sub.add_flag("--check-weights", o->check_weights, "Scan weights for NaN/Inf at load");
+  sub.add_option("--weights-dtype", o->weights_dtype,
+                 "Code decoder weights: auto (bf16 for large decoders on CPUs with native bf16, else fp32), fp32, bf16, int8")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "int8"}));
   sub.callback([o] { run(*o, "v2m"); });
 });
 
