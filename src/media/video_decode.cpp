@@ -248,8 +248,12 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
   const DecodeStats stats = decode_stream(fmt.get(), dec.get(), vs, on_decoded);
 
   if (opts.fps > 0 && have_held) {
-    // The last frame lasts its own duration (else the previous frame interval).
-    const double d = held_dur > 0 ? held_dur : (last_delta > 0 ? last_delta : nominal_period);
+    // The last frame lasts its own duration (else the previous frame interval, else the
+    // nominal period, else one output period: a lone frame without timing still shows).
+    const double d = held_dur > 0         ? held_dur
+                     : last_delta > 0     ? last_delta
+                     : nominal_period > 0 ? nominal_period
+                                          : 1.0 / opts.fps;
     const double stop = std::min(end_limit, held_t + d);
     while (target() < stop - kEps) emit_held();
   }

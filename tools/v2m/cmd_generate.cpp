@@ -45,8 +45,8 @@ void run(const Opts& o, const char* argv0) {
   if (o.output.empty() && o.out_dir.empty()) throw v2m::UsageError("give -o OUT.wav or --out-dir DIR");
   if (!o.mux.empty() && o.videos.size() > 1) throw v2m::UsageError("--mux works with one video");
   if (o.max_duration > 0 && o.duration > o.max_duration)
-    throw v2m::UsageError("--duration " + std::to_string(o.duration) + " s is over the --max-duration limit of " +
-                          std::to_string(o.max_duration) + " s");
+    throw v2m::UsageError(fmt::format("--duration {:g} s is over the --max-duration limit of {:g} s", o.duration,
+                                      o.max_duration));
   std::string model = o.model.empty() ? v2m::default_model_path(argv0) : o.model;
   if (model.empty())
     throw v2m::Error("no model: the embedded default model (models/v2m-tiny) was not found next to the binary; pass --model DIR or set V2M_MODEL");
