@@ -22,6 +22,14 @@ namespace v2m::media {
 
 // Frames wider or taller than this are rejected before anything is allocated for them.
 constexpr int kMaxFrameSide = 16384;
+// ...and so are frames with more pixels than this (8K UHD is 33 Mpx): a declared size never
+// drives a huge allocation.
+constexpr int64_t kMaxFramePixels = int64_t{8192} * 8192;
+// Default cap on the output frames of one video decode: fps sampling repeats a frame across a
+// timestamp gap, and a hostile timestamp jump must not turn that into an endless loop.
+constexpr int64_t kMaxVideoFrames = int64_t{1} << 20;
+// The most decode_video / decode_audio hold in memory at once (4 GiB).
+constexpr int64_t kMaxBufferBytes = int64_t{4} << 30;
 
 // ---------------------------------------------------------------------------------------
 // Probe
@@ -80,6 +88,7 @@ struct VideoDecodeOptions {
   bool center_crop = false;
   bool gray = false;       // CV_8UC1 luma instead of CV_8UC3 RGB
   int threads = 0;         // decoder threads; 0 = libavcodec's choice
+  int64_t max_frames = kMaxVideoFrames;  // more output frames than this: v2m::Error
 };
 
 // All frames in memory: data is [T, H, W, C] uint8, RGB or gray.
@@ -117,7 +126,8 @@ struct Audio {
 
 // Decodes the file's (best) audio stream, converted to `sample_rate` Hz and `channels`
 // (0 = keep the source's; channel changes up/down-mix with libswresample's matrix).
-// duration > 0 gives exactly round(duration * rate) frames (zero-padded past the end).
+// duration > 0 gives exactly round(duration * rate) frames (zero-padded past the end); a
+// duration whose buffer would exceed kMaxBufferBytes is an error.
 Audio decode_audio(const std::string& path, int sample_rate = 0, int channels = 0, double start = 0,
                    double duration = 0);
 

@@ -25,6 +25,8 @@ struct GenerateParams {
   int64_t top_k = 250;     // 0 = off
   double top_p = 0.0;      // 0 = off
   int variations = 1;      // independent samples for the same video (one batch)
+  double max_duration = 600.0;  // refuse to generate more seconds than this (the video's own
+                                // length counts when duration <= 0); <= 0: no limit
   // Called with (seconds of audio generated, seconds in total) as decoding advances.
   std::function<void(double done_s, double total_s)> on_progress;
 };

@@ -247,6 +247,8 @@ void ConfigDoc::set(const std::string& assignment) {
     throw UsageError(describe("--set", assignment, "value is not valid YAML: " + e.msg));
   }
   if (!node_->IsDefined() || node_->IsNull()) *node_ = YAML::Node(YAML::NodeType::Map);
+  // A scalar or list document has no keys to set (yaml-cpp would throw BadSubscript).
+  if (!node_->IsMap()) throw Error(describe("config", label_, "the document must be a mapping to apply --set " + key));
   // Walk with a stack of nodes: yaml-cpp nodes are handles, so assigning a child keeps it in the tree.
   std::vector<std::string> parts;
   std::stringstream ks(key);

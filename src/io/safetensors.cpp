@@ -166,14 +166,16 @@ void SafeTensorsFile::parse(const std::string& label) {
     const std::string dt = v["dtype"].get<std::string>();
     if (!dtype_from_name(dt, &t.dtype)) fail(label, where + " has unknown dtype " + dt);
     // Element count with overflow checks: a hostile shape must not wrap around.
-    uint64_t numel = 1;
+    // The product of the non-zero dimensions must fit int64 too: TensorView::numel() and
+    // at::Tensor multiply in int64 left to right, before a later zero would cancel it.
+    uint64_t numel = 1, nonzero = 1;
+    constexpr uint64_t kMaxNumel = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) fail(label, where + " shape has a non-integer or negative dimension");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        fail(label, where + " shape dimension too large");
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim)
-        fail(label, where + " shape overflows");
+      if (dim > kMaxNumel) fail(label, where + " shape dimension too large");
+      if (dim != 0 && nonzero > kMaxNumel / dim) fail(label, where + " shape overflows");
+      if (dim != 0) nonzero *= dim;
       numel *= dim;
       t.shape.push_back(static_cast<int64_t>(dim));
     }

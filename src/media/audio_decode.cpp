@@ -121,7 +121,11 @@ Audio decode_audio(const std::string& path, int sample_rate, int channels, doubl
   const double origin = origin_seconds(fmt.get());
   if (start > 0) seek_before(fmt.get(), as, start);
 
-  const int64_t want = duration > 0 ? std::llround(duration * out_rate) : -1;
+  const double want_d = duration > 0 ? std::round(duration * out_rate) : -1.0;
+  if (want_d * out_ch * static_cast<double>(sizeof(float)) > static_cast<double>(kMaxBufferBytes))
+    throw Error(describe(what, path, "duration " + std::to_string(duration) + " s needs more than " +
+                                         std::to_string(kMaxBufferBytes >> 20) + " MiB of samples"));
+  const int64_t want = static_cast<int64_t>(want_d);
   std::vector<std::vector<float>> out(out_ch);
   Resampler rs(out_rate, out_ch);
   int64_t skip = 0;
@@ -135,7 +139,9 @@ Audio decode_audio(const std::string& path, int sample_rate, int channels, doubl
       first = false;
       if (f->best_effort_timestamp != AV_NOPTS_VALUE) {
         const double t = ts_seconds(f->best_effort_timestamp, st->time_base, origin);
-        const int64_t offset = std::llround((t - start) * out_rate);
+        // Clamped so a hostile timestamp cannot overflow the int64 conversion (or its negation).
+        const double off_d = std::clamp(std::round((t - start) * out_rate), -1e15, 1e15);
+        const int64_t offset = std::isfinite(off_d) ? static_cast<int64_t>(off_d) : 0;
         if (offset < 0) skip = -offset;
         const int64_t cap = want >= 0 ? want : static_cast<int64_t>(out_rate) * 600;
         if (offset > 0) for (auto& c : out) c.assign(std::min(offset, cap), 0.0f);

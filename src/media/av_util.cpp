@@ -114,7 +114,7 @@ CodecCtxPtr open_decoder(AVStream* st, const std::string& path, const std::strin
   ctx->pkt_timebase = st->time_base;
   ctx->thread_count = threads;
   // The decoder refuses frames bigger than we would accept anyway, before allocating them.
-  ctx->max_pixels = static_cast<int64_t>(kMaxFrameSide) * kMaxFrameSide;
+  ctx->max_pixels = kMaxFramePixels;
   err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) throw Error(describe(what, path, std::string("cannot open ") + codec->name + " decoder (" + av_error(err) + ")"));
   return ctx;
@@ -150,7 +150,10 @@ double ts_seconds(int64_t ts, AVRational tb, double origin) { return static_cast
 bool seek_before(AVFormatContext* fmt, int stream, double seconds) {
   const AVStream* st = fmt->streams[stream];
   const double abs_s = seconds + origin_seconds(fmt);
-  const int64_t ts = static_cast<int64_t>(std::floor(abs_s / av_q2d(st->time_base)));
+  // Clamped: a huge start (or a tiny time base) must not overflow the int64 conversion.
+  const double pos = std::floor(abs_s / av_q2d(st->time_base));
+  if (!std::isfinite(pos) || std::fabs(pos) > 9.0e18) return false;
+  const int64_t ts = static_cast<int64_t>(pos);
   return av_seek_frame(fmt, stream, ts, AVSEEK_FLAG_BACKWARD) >= 0;
 }
 
@@ -240,6 +243,10 @@ void check_frame_size(int w, int h, const std::string& path, const std::string& 
                          "frame size " + std::to_string(w) + "x" + std::to_string(h) + " is outside 1.." +
                              std::to_string(kMaxFrameSide)));
   }
+  if (static_cast<int64_t>(w) * h > kMaxFramePixels)
+    throw Error(describe(what, path,
+                         "frame size " + std::to_string(w) + "x" + std::to_string(h) + " is over the limit of " +
+                             std::to_string(kMaxFramePixels / 1000000) + " Mpx"));
 }
 
 }  // namespace v2m::media::detail

@@ -171,6 +171,7 @@ void validate(const VideoDecodeOptions& o, const std::string& path, const std::s
   if (!std::isfinite(o.duration)) bad("duration must be finite");
   for (int v : {o.width, o.height, o.short_side})
     if (v < 0 || v > kMaxFrameSide) bad("output size must be in 0.." + std::to_string(kMaxFrameSide));
+  if (o.max_frames < 1) bad("max_frames must be >= 1");
 }
 
 }  // namespace
@@ -190,6 +191,13 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
   const double end_limit = opts.duration > 0 ? opts.start + opts.duration : std::numeric_limits<double>::infinity();
   Converter conv(opts, stream_rotation(st), path, what);
   int64_t delivered = 0;
+  auto count_frame = [&] {
+    if (delivered >= opts.max_frames)
+      throw Error(describe(what, path,
+                           "more than " + std::to_string(opts.max_frames) +
+                               " output frames (timestamps jump far ahead, or the range is too long: pass a duration)"));
+    ++delivered;
+  };
 
   // Sampling state: `held` is the latest decoded frame; it is shown at every target time
   // before the next frame's pts. Only frames that are shown get converted.
@@ -201,8 +209,8 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
   auto emit_held = [&] {
     const cv::Mat& m = held_converted ? conv.last() : conv.convert(held.get());
     held_converted = true;
+    count_frame();
     on_frame(m, target());
-    ++delivered;
     ++k;
   };
 
@@ -219,8 +227,8 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
       have_held = true;
       held_t = t;
       if (t >= opts.start - kEps) {
+        count_frame();
         on_frame(conv.convert(f), t);
-        ++delivered;
       }
       return true;
     }
@@ -240,8 +248,12 @@ int64_t decode_video_frames(const std::string& path, const VideoDecodeOptions& o
   const DecodeStats stats = decode_stream(fmt.get(), dec.get(), vs, on_decoded);
 
   if (opts.fps > 0 && have_held) {
-    // The last frame lasts its own duration (else the previous frame interval).
-    const double d = held_dur > 0 ? held_dur : (last_delta > 0 ? last_delta : nominal_period);
+    // The last frame lasts its own duration (else the previous frame interval, else the
+    // nominal period, else one output period: a lone frame without timing still shows).
+    const double d = held_dur > 0         ? held_dur
+                     : last_delta > 0     ? last_delta
+                     : nominal_period > 0 ? nominal_period
+                                          : 1.0 / opts.fps;
     const double stop = std::min(end_limit, held_t + d);
     while (target() < stop - kEps) emit_held();
   }
@@ -269,6 +281,10 @@ Frames decode_video(const std::string& path, const VideoDecodeOptions& opts) {
       out.channels = m.channels();
     }
     const size_t n = static_cast<size_t>(out.height) * out.width * out.channels;
+    if (out.data.size() + n > static_cast<size_t>(kMaxBufferBytes))
+      throw Error(describe("cannot decode video", path,
+                           "the frames need more than " + std::to_string(kMaxBufferBytes >> 20) +
+                               " MiB: use decode_video_frames, a lower fps or a shorter duration"));
     out.data.insert(out.data.end(), m.data, m.data + n);
     out.timestamps.push_back(t);
     ++out.count;

@@ -108,6 +108,11 @@ Sampler::Sampler(const SamplingParams& params)
 at::Tensor Sampler::sample(const at::Tensor& logits) {
   std::vector<int64_t> shape(logits.sizes().begin(), logits.sizes().end() - 1);
   at::Tensor x = rows(logits);
+  ++step_;
+  // One reduction over [B*K, V] per step: corrupt weights (or an overflow) otherwise end in
+  // an opaque multinomial error or, greedy, in silently constant codes.
+  if (!at::isfinite(x).all().item<bool>())
+    throw Error("generation: NaN/Inf logits at step " + std::to_string(step_) + " (weights corrupt? try --check-weights)");
   if (params_.greedy || params_.temperature <= 0.0) return x.argmax(-1).view(shape);
   x = x.to(at::kFloat);
   if (params_.temperature != 1.0) x = x / params_.temperature;

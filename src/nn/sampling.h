@@ -44,12 +44,14 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
   // logits: [..., V] (already guided) -> int64 [...] on the logits' device.
+  // Throws v2m::Error "generation: NaN/Inf logits at step N" when any logit is not finite.
   at::Tensor sample(const at::Tensor& logits);
   const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
   at::Generator gen_;
+  int64_t step_ = 0;  // sample() calls so far, for the NaN/Inf message
 };
 
 }  // namespace v2m::nn

@@ -66,6 +66,8 @@ class GeneratorImpl : public Generator {
     double total_s = p.duration > 0 ? p.duration : info.duration - p.start;
     if (p.duration <= 0 && !(total_s > 0))
       throw Error(describe("cannot generate", video, "start " + std::to_string(p.start) + " s is past the end of the video"));
+    if (p.max_duration > 0 && total_s > p.max_duration)
+      throw Error(describe("cannot generate", video, std::to_string(static_cast<int64_t>(total_s)) + " s of music is over the " + std::to_string(static_cast<int64_t>(p.max_duration)) + " s limit (--duration for less, --max-duration to raise it)"));
 
     pipeline::VideoFeatures f = pipeline::extract_features(model_, video, p.start, p.duration, device_);
     times_.decode = f.decode_s;

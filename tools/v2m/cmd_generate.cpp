@@ -19,6 +19,7 @@ struct Opts {
   std::vector<std::string> videos;
   std::string output, out_dir, model, mux, format, device = "cpu", weights_dtype = "auto";
   double duration = 0, start = 0, cfg = 3.0, temperature = 1.0, top_p = 0.0;
+  double max_duration = v2m::default_generate_params().max_duration;
   int64_t top_k = 250;
   uint64_t seed = 0;
   int variations = 1;
@@ -43,6 +44,9 @@ void run(const Opts& o, const char* argv0) {
     throw v2m::UsageError("-o names one file; use --out-dir for several videos");
   if (o.output.empty() && o.out_dir.empty()) throw v2m::UsageError("give -o OUT.wav or --out-dir DIR");
   if (!o.mux.empty() && o.videos.size() > 1) throw v2m::UsageError("--mux works with one video");
+  if (o.max_duration > 0 && o.duration > o.max_duration)
+    throw v2m::UsageError(fmt::format("--duration {:g} s is over the --max-duration limit of {:g} s", o.duration,
+                                      o.max_duration));
   std::string model = o.model.empty() ? v2m::default_model_path(argv0) : o.model;
   if (model.empty())
     throw v2m::Error("no model: the embedded default model (models/v2m-tiny) was not found next to the binary; pass --model DIR or set V2M_MODEL");
@@ -65,6 +69,7 @@ void run(const Opts& o, const char* argv0) {
   p.top_k = o.top_k;
   p.top_p = o.top_p;
   p.variations = o.variations;
+  p.max_duration = o.max_duration;
   const std::string ext = o.format.empty() ? "" : "." + o.format;
   for (const auto& video : o.videos) {
     std::unique_ptr<v2m::Progress> bar;
@@ -102,6 +107,9 @@ const v2m::cli::Command reg("generate", "Generate music for one or more videos",
   sub.add_option("--out-dir", o->out_dir, "Output directory (one file per video)");
   sub.add_option("--model", o->model, "Model directory or model config .yaml (default: embedded v2m-tiny)");
   sub.add_option("--duration", o->duration, "Seconds of music (default: the video's length)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--max-duration", o->max_duration, "Refuse to generate more seconds than this (0 = no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub.add_option("--start", o->start, "Start time in the video (s)")->check(CLI::NonNegativeNumber);
   sub.add_option("--seed", o->seed, "Random seed (same seed, same music)");
   sub.add_option("--cfg", o->cfg, "Classifier-free guidance scale (1 = off)")->check(CLI::Range(0.0, 100.0));
