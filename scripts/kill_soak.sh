@@ -15,11 +15,11 @@ trap 'rm -rf "$D"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 "$B/bench/bench_train" configs/model/tiny.yaml --window 2 --batch 4 --steps 40 --setup-only "$D" > /dev/null
 CFG="$D/run.yaml"
-SETS=(--set train.steps=60 --set train.ckpt_every=3 --set train.keep_last=2)
+SETS=(--set train.steps=200 --set train.ckpt_every=3 --set train.keep_last=2)
 
 echo "soak: reference run (uninterrupted)"
 "$V2M" -q --threads 1 train --config "$CFG" "${SETS[@]}" --set out_dir="$D/ref" > /dev/null
-REF="$D/ref/checkpoints/step-00000060/model.safetensors"
+REF="$D/ref/checkpoints/step-00000200/model.safetensors"
 
 # Checkpoint writes are stretched (fault-injection delay) so a fair share of kills land in one.
 export V2M_FAULT_CHECKPOINT_DELAY_MS=${V2M_FAULT_CHECKPOINT_DELAY_MS:-300}
@@ -45,6 +45,6 @@ for i in $(seq 1 "$KILLS"); do
 done
 unset V2M_FAULT_CHECKPOINT_DELAY_MS
 "$V2M" -q --threads 1 train --config "$CFG" "${SETS[@]}" --set out_dir="$D/soak" > /dev/null
-if cmp -s "$REF" "$D/soak/checkpoints/step-00000060/model.safetensors"; then same=yes; else same=no; fi
+if cmp -s "$REF" "$D/soak/checkpoints/step-00000200/model.safetensors"; then same=yes; else same=no; fi
 echo "{\"kills\": $KILLS, \"killed_mid_checkpoint\": $mid_write, \"latest_loadable_after_kill\": $passed, \"final_params_equal_uninterrupted\": \"$same\"}"
 [ "$passed" -eq "$KILLS" ] && [ "$same" = yes ]
