@@ -12,36 +12,11 @@ are dropped because v2m recomputes the STFT and the librosa mel bank. Floating t
 stored as float32, BatchNorm's num_batches_tracked as int64. Needs Python with torch.
 """
 import argparse
-import json
 import os
-import struct
 import sys
 
-
-def save_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer (sorted names), written to a temp file then renamed."""
-    import torch
-
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        if t.is_floating_point():
-            t, dtype = t.float(), "F32"
-        else:
-            t, dtype = t.to(torch.int64), "I64"
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import save_safetensors  # noqa: E402
 
 
 def main():

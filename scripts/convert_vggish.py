@@ -11,10 +11,11 @@ stored as float32. The PCA post-processor (vggish_pca_params-970ea276.pth) is no
 FAD is computed on the raw 128-d embedding. Needs Python with torch (numpy comes with it).
 """
 import argparse
-import json
 import os
-import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import save_safetensors  # noqa: E402
 
 EXPECTED = {
     "features.0.weight": (64, 1, 3, 3), "features.3.weight": (128, 64, 3, 3),
@@ -23,25 +24,6 @@ EXPECTED = {
     "embeddings.0.weight": (4096, 12288), "embeddings.2.weight": (4096, 4096),
     "embeddings.4.weight": (128, 4096),
 }
-
-
-def save_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer (F32, sorted names), written to a temp file then renamed."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().cpu().float().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
 
 
 def main():

@@ -97,6 +97,34 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 }  // namespace
 
+nlohmann::json encodec_config_to_hf(const EncodecConfig& c) {
+  return {{"model_type", "encodec"},
+          {"architectures", {"EncodecModel"}},
+          {"sampling_rate", c.sampling_rate},
+          {"audio_channels", c.audio_channels},
+          {"num_filters", c.num_filters},
+          {"num_residual_layers", c.num_residual_layers},
+          {"upsampling_ratios", c.upsampling_ratios},
+          {"norm_type", c.norm_type},
+          {"kernel_size", c.kernel_size},
+          {"last_kernel_size", c.last_kernel_size},
+          {"residual_kernel_size", c.residual_kernel_size},
+          {"dilation_growth_rate", c.dilation_growth_rate},
+          {"use_causal_conv", c.use_causal_conv},
+          {"pad_mode", c.pad_mode},
+          {"compress", c.compress},
+          {"num_lstm_layers", c.num_lstm_layers},
+          {"trim_right_ratio", c.trim_right_ratio},
+          {"codebook_size", c.codebook_size},
+          {"codebook_dim", c.codebook_dim},
+          {"hidden_size", c.hidden_size},
+          {"target_bandwidths", c.target_bandwidths},
+          {"use_conv_shortcut", c.use_conv_shortcut},
+          {"normalize", c.normalize},
+          {"chunk_length_s", nullptr},
+          {"overlap", nullptr}};
+}
+
 EncodecConfig encodec_config_from_hf(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw Error(describe("bad encodec config", source, "not a JSON object"));
   // Start from transformers' EncodecConfig defaults (24 kHz family) for absent keys; hub

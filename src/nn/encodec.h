@@ -78,6 +78,8 @@ struct EncodecConfig {
 // "audio_encoder" section of a MusicgenConfig). Absent keys keep transformers' defaults;
 // num_codebooks = transformers' num_quantizers = int(1000 * bw[-1] // (frame_rate * 10)).
 EncodecConfig encodec_config_from_hf(const nlohmann::json& cfg, const std::string& source = "config.json");
+// The inverse: transformers' EncodecConfig JSON (config.json) for `c`.
+nlohmann::json encodec_config_to_hf(const EncodecConfig& c);
 
 // Replaces weight-norm pairs by the folded weight: `X.weight_g` + `X.weight_v` and
 // `X.parametrizations.weight.original0` (g) + `.original1` (v) -> `X.weight` = g * v / ||v||,

@@ -175,29 +175,8 @@ void export_codec(nn::Encodec& codec, const std::string& dir) {
   // num_codebooks round-trips through transformers' num_quantizers =
   // floor(1000 * bw / (frame_rate * 10)): bw = (K + 0.25) * frame_rate / 100.
   const double bw = (static_cast<double>(c.num_codebooks) + 0.25) * static_cast<double>(c.frame_rate()) / 100.0;
-  nlohmann::json j = {{"model_type", "encodec"},
-                      {"architectures", {"EncodecModel"}},
-                      {"sampling_rate", c.sampling_rate},
-                      {"audio_channels", c.audio_channels},
-                      {"num_filters", c.num_filters},
-                      {"num_residual_layers", c.num_residual_layers},
-                      {"upsampling_ratios", c.upsampling_ratios},
-                      {"norm_type", c.norm_type},
-                      {"kernel_size", c.kernel_size},
-                      {"last_kernel_size", c.last_kernel_size},
-                      {"residual_kernel_size", c.residual_kernel_size},
-                      {"dilation_growth_rate", c.dilation_growth_rate},
-                      {"use_causal_conv", c.use_causal_conv},
-                      {"pad_mode", c.pad_mode},
-                      {"compress", c.compress},
-                      {"num_lstm_layers", c.num_lstm_layers},
-                      {"trim_right_ratio", c.trim_right_ratio},
-                      {"codebook_size", c.codebook_size},
-                      {"codebook_dim", c.codebook_dim},
-                      {"hidden_size", c.hidden_size},
-                      {"target_bandwidths", {bw}},
-                      {"use_conv_shortcut", c.use_conv_shortcut},
-                      {"normalize", c.normalize}};
+  nlohmann::json j = nn::encodec_config_to_hf(c);
+  j["target_bandwidths"] = {bw};
   const std::string text = j.dump(2) + "\n";
   atomic_write_bytes(dir + "/config.json", text.data(), text.size());
   nn::TensorMap m;

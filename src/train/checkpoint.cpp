@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -29,16 +30,9 @@ bool is_dir(const std::string& p) {
 }
 
 void mkdirs(const std::string& p) {
-  std::string cur;
-  std::stringstream ss(p);
-  std::string part;
-  if (!p.empty() && p[0] == '/') cur = "/";
-  while (std::getline(ss, part, '/')) {
-    if (part.empty()) continue;
-    cur += part + "/";
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw Error(describe("cannot create directory", cur, std::strerror(errno)));
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(p, ec);
+  if (ec) throw Error(describe("cannot create directory", p, ec.message()));
 }
 
 void remove_tree(const std::string& p) {

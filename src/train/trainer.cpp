@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <csignal>
 #include <fstream>
 #include <random>
@@ -202,23 +203,6 @@ double lr_at(const data::TrainConfig& t, int64_t step) {
   return lo + 0.5 * (t.lr - lo) * (1 + std::cos(M_PI * p));
 }
 
-bool exists(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-void mkdirs(const std::string& p) {
-  std::string cur = !p.empty() && p[0] == '/' ? "/" : "";
-  std::stringstream ss(p);
-  std::string part;
-  while (std::getline(ss, part, '/'))
-    if (!part.empty()) {
-      cur += part + "/";
-      ::mkdir(cur.c_str(), 0755);
-    }
-  if (!exists(p)) throw Error(describe("cannot create directory", p, "mkdir failed"));
-}
-
 // metrics.jsonl, truncated to the resumed step so a resumed run's log reads as one run.
 class MetricsLog {
  public:
@@ -342,7 +326,9 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
     dist.broadcast(opt.params);  // identical start on every rank
   }
   if (dist.is_main()) {
-    mkdirs(cfg.out_dir);
+    std::error_code ec;
+    std::filesystem::create_directories(cfg.out_dir, ec);
+    if (ec) throw Error(describe("cannot create directory", cfg.out_dir, ec.message()));
     remove_stale_temporaries(ckpt_root);
     const std::string y = to_yaml(const_cast<data::RunConfig&>(cfg));
     atomic_write_bytes(cfg.out_dir + "/run_config.yaml", y.data(), y.size());
