@@ -1,7 +1,6 @@
 #include "pipeline/prep.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <algorithm>

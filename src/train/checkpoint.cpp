@@ -1,9 +1,7 @@
 #include "train/checkpoint.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -24,42 +21,29 @@ namespace v2m::train {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 bool is_dir(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  std::error_code ec;
+  return fs::is_directory(p, ec);
 }
 
 void mkdirs(const std::string& p) {
   std::error_code ec;
-  std::filesystem::create_directories(p, ec);
+  fs::create_directories(p, ec);
   if (ec) throw Error(describe("cannot create directory", p, ec.message()));
 }
 
 void remove_tree(const std::string& p) {
-  if (DIR* d = ::opendir(p.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n == "." || n == "..") continue;
-      const std::string c = p + "/" + n;
-      if (is_dir(c))
-        remove_tree(c);
-      else
-        ::unlink(c.c_str());
-    }
-    ::closedir(d);
-  }
-  ::rmdir(p.c_str());
+  std::error_code ec;
+  fs::remove_all(p, ec);
 }
 
+// Entry names of `p`, sorted (empty when it does not exist).
 std::vector<std::string> list_dir(const std::string& p) {
   std::vector<std::string> out;
-  if (DIR* d = ::opendir(p.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.push_back(n);
-    }
-    ::closedir(d);
-  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(p, ec)) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <set>
 
 #include "nn/state_dict.h"
@@ -12,15 +13,6 @@
 #include "v2m/safetensors.h"
 
 namespace v2m::train {
-
-namespace {
-
-bool exists(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-}  // namespace
 
 model::V2MModel load_run_model(const data::RunConfig& cfg) {
   model::V2MModel m = model::load_model(cfg.model);
@@ -126,7 +118,7 @@ FeatureCache FeatureCache::open(const std::string& dir, const std::vector<data::
   size_t missing = 0;
   std::string first_missing;
   for (const auto& s : plan)
-    if (!exists(dir + "/" + s.file)) {
+    if (!std::filesystem::exists(dir + "/" + s.file)) {
       if (!missing++) first_missing = s.file;
     }
   if (missing)

@@ -456,8 +456,10 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
     double gnorm = 0;
     {
       at::NoGradGuard ng;
-      for (auto& g : grads) gnorm += g.to(at::kDouble).pow(2).sum().item<double>();
-      gnorm = std::sqrt(gnorm);
+      // One reduction and one host sync for the global norm, not one per parameter.
+      std::vector<at::Tensor> norms;
+      for (auto& g : grads) norms.push_back(g.norm(2).to(at::kDouble));
+      gnorm = norms.empty() ? 0.0 : at::stack(norms).norm(2).item<double>();
       if (spdlog::should_log(spdlog::level::debug)) {  // which parameters dominate the norm
         std::vector<std::pair<double, std::string>> top;
         for (size_t i = 0; i < opt.params.size(); ++i)
