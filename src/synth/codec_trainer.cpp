@@ -490,7 +490,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   const int64_t warmup = cfg.quantizer.warmup_steps;
   const auto scales = mel_scales(static_cast<int>(cfg.loss.mel_min_log2), static_cast<int>(cfg.loss.mel_max_log2));
   const int64_t sr = cfg.codec.sampling_rate;
-  double acc_loss = 0, acc_l1 = 0, acc_mel = 0, acc_commit = 0;
+  double acc_loss = 0, acc_l1 = 0, acc_mel = 0, acc_commit = 0, acc_snr = 0;
   int64_t acc_n = 0;
   nlohmann::json last = nlohmann::json::object();
   auto t0 = std::chrono::steady_clock::now();
@@ -514,6 +514,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
     const double lv = loss.item<double>();
     if (!std::isfinite(lv)) throw Error(describe("codec training diverged", cfg.out_dir, "loss is " + std::to_string(lv) + " at step " + std::to_string(tr.step)));
     acc_loss += lv, acc_l1 += l1.item<double>(), acc_mel += mel.item<double>(), acc_commit += commit.item<double>();
+    acc_snr += si_snr(y.detach().view({x.size(0), -1}), x.view({x.size(0), -1})).mean().item<double>();
     ++acc_n;
     if (tr.step % cfg.log_every == 0 || tr.step == cfg.steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -523,14 +524,15 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
               {"l1", acc_l1 / acc_n},
               {"mel", acc_mel / acc_n},
               {"commit", acc_commit / acc_n},
+              {"si_snr_db", acc_snr / acc_n},
               {"codebook_usage", usage},
               {"steps_per_s", steps_this_run / std::max(secs, 1e-9)}};
       tr.append_metrics(last);
       std::string used;
       for (double u : usage) used += (used.empty() ? "" : "/") + std::to_string(std::lround(u * cfg.codec.codebook_size));
-      spdlog::info("train-codec: step {} loss {:.4f} (l1 {:.4f} mel {:.4f} commit {:.4f}) codes used {}", tr.step,
-                   acc_loss / acc_n, acc_l1 / acc_n, acc_mel / acc_n, acc_commit / acc_n, used);
-      acc_loss = acc_l1 = acc_mel = acc_commit = 0;
+      spdlog::info("train-codec: step {} loss {:.4f} (l1 {:.4f} mel {:.4f} commit {:.4f}) batch SI-SNR {:.2f} dB, codes used {}",
+                   tr.step, acc_loss / acc_n, acc_l1 / acc_n, acc_mel / acc_n, acc_commit / acc_n, acc_snr / acc_n, used);
+      acc_loss = acc_l1 = acc_mel = acc_commit = acc_snr = 0;
       acc_n = 0;
     }
     if (cfg.eval_every > 0 && tr.step % cfg.eval_every == 0) {
