@@ -160,11 +160,14 @@ EvalReport run_eval(const EvalOptions& opts) {
   if (limit > 0 && static_cast<int64_t>(clips.size()) > limit) clips.resize(static_cast<size_t>(limit));
   if (clips.empty())
     throw Error(describe("eval", cfg.data.manifest, "split '" + opts.split + "' has no clips"));
+  if (opts.shuffle_video && !opts.generated.empty()) throw UsageError("--shuffle-video generates music; it cannot be combined with --generated");
+  if (opts.shuffle_video && clips.size() < 2)
+    throw Error(describe("eval", cfg.data.manifest, "--shuffle-video needs at least 2 clips in split '" + opts.split + "'"));
 
   EvalReport rep;
   rep.out_dir = !opts.out_dir.empty() ? opts.out_dir
                 : !cfg.eval.out_dir.empty() ? cfg.eval.out_dir
-                                            : cfg.out_dir + "/eval-" + opts.split;
+                                            : cfg.out_dir + "/eval-" + opts.split + (opts.shuffle_video ? "-shuffled" : "");
   mkdirs(rep.out_dir);
 
   // ---- model: only needed to generate, but named in the table whenever it is known.
@@ -201,11 +204,13 @@ EvalReport run_eval(const EvalOptions& opts) {
       gen = Generator::load(model_dir, cfg.eval.device);
       Progress bar("generate", static_cast<double>(todo.size()), "clips");
       for (size_t i : todo) {
+        // The condition comes from the clip's own video, or (shuffled baseline) the next one's.
+        const data::ClipEntry& cond = opts.shuffle_video ? clips[(i + 1) % clips.size()] : clips[i];
         GenerateParams p = default_generate_params();
-        p.start = clips[i].start;
+        p.start = cond.start;
         p.duration = clips[i].duration;
         p.seed = static_cast<uint64_t>(cfg.eval.seed);
-        auto outs = gen->generate(clips[i].video_path, p);
+        auto outs = gen->generate(cond.video_path, p);
         media::Audio a;
         a.sample_rate = outs[0].sample_rate;
         a.channels = outs[0].channels;
@@ -369,6 +374,7 @@ EvalReport run_eval(const EvalOptions& opts) {
   nlohmann::json j;
   j["config"] = opts.config;
   j["split"] = opts.split;
+  j["condition"] = opts.shuffle_video ? "shuffled video (clip i+1's video for clip i)" : "matched video";
   j["clips"] = clips.size();
   j["model"] = {{"name", cfg.name}, {"dir", model_dir.empty() ? nlohmann::json() : nlohmann::json(model_dir)},
                 {"params", params ? nlohmann::json(*params) : nlohmann::json()},
@@ -431,16 +437,17 @@ EvalReport run_eval(const EvalOptions& opts) {
     if (!o.requested) return "-";
     return o.value ? fmt(*o.value, prec) : kNotComputed;
   };
+  const std::string row_name = cfg.name + (opts.shuffle_video ? " (shuffled video)" : "");
   std::string t;
   t += "| Model | Params | Training Samples | FAD ↓ | KLD(P‖Q) ↓ | KLD(Q‖P) ↓ | Chroma ↑ | AV-Align ↑ |\n";
   t += "|---|---|---|---|---|---|---|---|\n";
-  t += "| " + cfg.name + " | " + (params ? fmt_params(*params) : "-") + " | " +
+  t += "| " + row_name + " | " + (params ? fmt_params(*params) : "-") + " | " +
        (samples ? std::to_string(*samples) : "-") + " | " + cell("fad", 3) + " | " + cell("kld_pq", 3) + " | " +
        cell("kld_qp", 3) + " | " + cell("chroma", 3) + " | " + cell("av_align", 3) + " |\n";
   if (labelled > 0) {
     t += "\nSynthV2M ground-truth alignment (" + std::to_string(labelled) + " labelled clips):\n\n";
     t += "| Model | Tempo error ↓ | Mode accuracy ↑ | Beat-to-cut (s) ↓ |\n|---|---|---|---|\n";
-    t += "| " + cfg.name + " | " + cell("tempo_error", 3) + " | " + cell("mode_accuracy", 3) + " | " +
+    t += "| " + row_name + " | " + cell("tempo_error", 3) + " | " + cell("mode_accuracy", 3) + " | " +
          cell("beat_to_cut_s", 3) + " |\n";
   }
   static const std::map<std::string, std::string> kLabel = {

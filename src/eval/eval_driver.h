@@ -21,6 +21,10 @@ struct EvalOptions {
   int64_t limit = -1;                  // < 0: the config's eval.limit (0 = all)
   std::string out_dir;                 // empty: eval.out_dir, else <out_dir>/eval-<split>
   std::vector<std::string> overrides;  // --set a.b=c on the run config
+  // Shuffled-video baseline: clip i's music is generated from clip (i+1) mod n's video (a
+  // derangement) and scored against clip i's audio, labels and video. Default out_dir gets
+  // a "-shuffled" suffix so it never mixes with the matched generations.
+  bool shuffle_video = false;
 };
 
 struct EvalReport {

@@ -24,7 +24,9 @@ const std::string kTiny = std::string(V2M_SOURCE_DIR) + "/configs/model/tiny.yam
 int v2m_run(const std::string& args, std::string* out) { return run_capture(kCli + " -q " + args, out); }
 
 // Three 2 s clips (moving square, a tone each) + manifest + run config; returns the config.
-std::string make_dataset(const TempDir& d, const std::string& vggish = "", const std::string& tagger = "") {
+// distinct_videos: each clip's video also carries its own colour block (else only the tone differs).
+std::string make_dataset(const TempDir& d, const std::string& vggish = "", const std::string& tagger = "",
+                         bool distinct_videos = false) {
   std::string manifest;
   const double tones[3] = {440, 550, 660};
   for (int i = 0; i < 3; ++i) {
@@ -35,6 +37,11 @@ std::string make_dataset(const TempDir& d, const std::string& vggish = "", const
     spec.fps = 25;
     spec.audio_rate = 16000;
     spec.tone_hz = tones[i];
+    if (distinct_videos)
+      spec.paint = [i](int index, double t, cv::Mat& rgb) {
+        v2m::testutil::paint_square(index, t, rgb);
+        rgb(cv::Rect(0, 0, rgb.cols / 2, rgb.rows / 2)).setTo(cv::Scalar(40 + 90 * i, 220 - 90 * i, 60 + 40 * i));
+      };
     const std::string name = "clip" + std::to_string(i) + ".mkv";
     v2m::testutil::make_clip(d.path() + "/" + name, spec);
     nlohmann::json j = {{"id", "c" + std::to_string(i)}, {"video", name}, {"start", 0.0}, {"duration", 2.0}, {"split", "test"}};
@@ -184,4 +191,29 @@ TEST(CliEval, WithWeightsIdenticalSetsGiveZeroFadAndKld) {
   EXPECT_NEAR(j["metrics"]["kld_qp"]["value"].get<double>(), 0.0, 1e-3);
 
   // That a changed set moves both distances is checked in test_embedders.cpp (in process).
+}
+
+// The shuffled-video baseline conditions clip i on clip i+1's video: with one seed, its music
+// for c0 is exactly the matched run's music for c1 (same video, start, duration and seed).
+TEST(CliEval, ShuffledVideoConditionsEachClipOnTheNextClipsVideo) {
+  TempDir d;
+  const std::string cfg = make_dataset(d, "", "", /*distinct_videos=*/true);
+  const std::string model = d.path() + "/model";
+  std::string out;
+  ASSERT_EQ(v2m_run("init " + kTiny + " -o " + model, &out), 0) << out;
+  ASSERT_EQ(v2m_run("eval --config " + cfg + " --model " + model + " --metrics chroma", &out), 0) << out;
+  ASSERT_EQ(v2m_run("eval --config " + cfg + " --model " + model + " --metrics chroma --shuffle-video --json", &out), 0)
+      << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_NE(j["condition"].get<std::string>().find("shuffled"), std::string::npos);
+  const std::string matched = d.path() + "/run/eval-test/generated/", shuffled = d.path() + "/run/eval-test-shuffled/generated/";
+  auto same = [&](const std::string& a, const std::string& b) { return read_text(a) == read_text(b); };
+  EXPECT_TRUE(same(shuffled + "c0.wav", matched + "c1.wav"));
+  EXPECT_TRUE(same(shuffled + "c1.wav", matched + "c2.wav"));
+  EXPECT_TRUE(same(shuffled + "c2.wav", matched + "c0.wav"));
+  // The videos differ, so the condition matters: the matched clips' music differs.
+  EXPECT_FALSE(same(matched + "c0.wav", matched + "c1.wav"));
+  EXPECT_FALSE(same(shuffled + "c0.wav", matched + "c0.wav"));
+  EXPECT_NE(read_text(d.path() + "/run/eval-test-shuffled/table.md").find("tiny-eval (shuffled video)"), std::string::npos);
+  EXPECT_EQ(v2m_run("eval --config " + cfg + " --generated " + matched + " --shuffle-video", &out), 2) << out;
 }

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "data/manifest.h"
+#include "model/model_config.h"
+#include "nn/state_dict.h"
 #include "nn/encodec.h"
 #include "synth/codec_losses.h"
 #include "synth/codec_trainer.h"
@@ -179,4 +181,45 @@ TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {
   ASSERT_EQ(lw.size(), 8u);
   ASSERT_EQ(lp.size(), 8u);
   for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(lw[i].at("loss").get<double>(), lp[i].at("loss").get<double>(), 1e-5) << i;
+}
+
+// `v2m init --codec DIR` takes the codec from a trained (exported) codec directory, bit for
+// bit; a codec of another architecture is refused; `v2m export --dtype fp16` halves it.
+TEST(CodecTrain, InitTakesATrainedCodecAndExportWritesFp16) {
+  const std::string cli = V2M_CLI_PATH;
+  if (cli.empty()) GTEST_SKIP() << "v2m CLI not built";
+  TempDir d;
+  const std::string tiny = std::string(V2M_SOURCE_DIR) + "/configs/model/tiny.yaml";
+  const model::ModelConfig mc = model::load_model_config(tiny);
+  at::manual_seed(7);
+  nn::Encodec trained(mc.codec);
+  export_codec(trained, d.path() + "/codec");
+  std::string out;
+  ASSERT_EQ(run_capture(cli + " -q init " + tiny + " --codec " + d.path() + "/codec -o " + d.path() + "/m", &out), 0) << out;
+  const nn::TensorMap codec_w = nn::load_safetensors(d.path() + "/codec/model.safetensors");
+  const nn::TensorMap model_w = nn::load_safetensors(d.path() + "/m/model.safetensors");
+  ASSERT_FALSE(codec_w.empty());
+  for (const auto& [k, t] : codec_w) {
+    ASSERT_TRUE(model_w.count("codec." + k)) << k;
+    EXPECT_TRUE(at::equal(model_w.at("codec." + k), t)) << k;
+  }
+
+  ASSERT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/m16 --dtype fp16", &out), 0) << out;
+  const nn::TensorMap half_w = nn::load_safetensors(d.path() + "/m16/model.safetensors");
+  ASSERT_EQ(half_w.size(), model_w.size());
+  for (const auto& [k, t] : model_w) {
+    if (!t.is_floating_point()) continue;
+    EXPECT_EQ(half_w.at(k).scalar_type(), at::kHalf) << k;
+    EXPECT_TRUE(at::equal(half_w.at(k), t.to(at::kHalf))) << k;
+  }
+  EXPECT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/m", &out), 1) << out;
+
+  nn::EncodecConfig other = mc.codec;
+  other.num_filters = 4;
+  nn::Encodec wrong(other);
+  export_codec(wrong, d.path() + "/codec4");
+  EXPECT_EQ(run_capture(cli + " -q init " + tiny + " --codec " + d.path() + "/codec4 -o " + d.path() + "/m4", &out), 1);
+  EXPECT_NE(out.find(d.path() + "/codec4"), std::string::npos) << out;
+  EXPECT_NE(out.find("codec does not match"), std::string::npos) << out;
+  EXPECT_FALSE(file_exists(d.path() + "/m4/model.safetensors"));
 }

@@ -23,6 +23,8 @@ const v2m::cli::Command reg("eval", "Evaluate a model on a dataset split: FAD, K
   sub.add_option("--limit", o->limit, "Evaluate the first N clips of the split (0 = all)")->check(CLI::NonNegativeNumber);
   sub.add_option("--out-dir", o->out_dir, "Output directory (default: <out_dir>/eval-<split>)");
   sub.add_option("--set", o->overrides, "Override a run config key (a.b=c)");
+  sub.add_flag("--shuffle-video", o->shuffle_video,
+               "Baseline: condition clip i on clip i+1's video (scored against clip i); output in eval-<split>-shuffled");
   sub.add_flag("--json", *json, "Print results.json instead of the table");
   sub.callback([o, json] {
     auto rep = v2m::eval::run_eval(*o);

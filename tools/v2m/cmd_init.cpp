@@ -1,12 +1,18 @@
 // v2m init CONFIG.yaml -o DIR: a model directory with seeded random weights (the starting
-// point for training, and a real model directory for tests and benchmarks).
+// point for training, and a real model directory for tests and benchmarks). --codec DIR
+// takes the codec from a trained codec directory (`v2m train-codec` exports one) instead.
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "commands.h"
 #include "model/v2m_model.h"
+#include "nn/encodec.h"
+#include "nn/state_dict.h"
+#include "v2m/config.h"
+#include "v2m/error.h"
 
 namespace {
 
@@ -16,12 +22,49 @@ const v2m::cli::Command reg("init", "Write a randomly initialised model director
   auto out = std::make_shared<std::string>();
   auto dtype = std::make_shared<std::string>("fp32");
   auto sets = std::make_shared<std::vector<std::string>>();
+  auto codec = std::make_shared<std::string>();
   sub.add_option("config", *config, "Model config .yaml")->required();
   sub.add_option("-o,--output", *out, "Output model directory")->required();
   sub.add_option("--dtype", *dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   sub.add_option("--set", *sets, "Override a config key (a.b=c)");
+  sub.add_option("--codec", *codec, "Trained codec directory (config.json + model.safetensors) to take the codec from");
   sub.callback([=] {
     auto m = v2m::model::load_model(*config, false, *sets);
+    if (!codec->empty()) {
+      v2m::nn::Encodec trained = v2m::nn::load_encodec(*codec);
+      auto model_codec = m->cfg.codec, dir_codec = trained->cfg;
+      dir_codec.target_bandwidths = model_codec.target_bandwidths;  // metadata; num_codebooks is the architecture
+      if (v2m::to_yaml(model_codec) != v2m::to_yaml(dir_codec))
+        throw v2m::Error(v2m::describe("codec does not match the model config", *codec,
+                                       "its architecture differs from the codec section of " + *config));
+      v2m::nn::TensorMap w;
+      v2m::nn::collect_state(*trained, "", &w);
+      v2m::nn::load_into(*m->codec, w, "", *codec + "/model.safetensors");
+    }
+    v2m::model::save_model(m, *out, v2m::model::parse_dtype(*dtype));
+    std::printf("%s\n", out->c_str());
+  });
+});
+
+}  // namespace
+
+namespace {
+
+// v2m export MODEL_DIR -o DIR --dtype fp16: a model directory (a trainer checkpoint is one)
+// rewritten as a plain model directory in another dtype, e.g. the fp16 models/v2m-tiny.
+const v2m::cli::Command reg_export("export", "Write a model directory (or trainer checkpoint) as a model directory in another dtype",
+                                   [](CLI::App& sub, const v2m::cli::GlobalOptions&) {
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("fp16");
+  sub.add_option("model", *in, "Model directory or trainer checkpoint directory")->required();
+  sub.add_option("-o,--output", *out, "Output model directory")->required();
+  sub.add_option("--dtype", *dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  sub.callback([=] {
+    std::error_code ec;
+    if (std::filesystem::equivalent(*in, *out, ec))
+      throw v2m::Error(v2m::describe("cannot export", *out, "the output is the input directory"));
+    auto m = v2m::model::load_model(*in, /*check_weights=*/true);
     v2m::model::save_model(m, *out, v2m::model::parse_dtype(*dtype));
     std::printf("%s\n", out->c_str());
   });
