@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -39,6 +40,20 @@ std::string check_confined(const std::string& p, bool allow_absolute) {
 std::string resolve(const std::string& root, const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;
   return root + "/" + p;
+}
+
+// Symlinks inside the dataset root could still point outside it: the path with every link
+// followed (as far as it exists) must stay under the root with its links followed. "" if so.
+std::string check_real_path(const std::string& real_root, const std::string& p, const std::string& rel) {
+  std::error_code ec;
+  const auto real = std::filesystem::weakly_canonical(p, ec);
+  if (ec) return "";  // unresolvable (e.g. permissions): check_file or the decoder reports it
+  const std::string r = real.string();
+  if (r.size() > real_root.size() && r.compare(0, real_root.size(), real_root) == 0 &&
+      (real_root.back() == '/' || r[real_root.size()] == '/'))
+    return "";
+  return "path '" + rel + "' leaves the dataset root through a symlink (to " + r +
+         "; set data.allow_absolute_paths to allow)";
 }
 
 std::string check_file(const std::string& p) {
@@ -111,6 +126,12 @@ Manifest parse_manifest(const std::string& text, const std::string& label, const
   m.root = opts.root.empty() ? dir_of(label) : opts.root;
   std::vector<std::string> problems;
   std::unordered_set<std::string> ids;
+  std::string real_root;
+  if (!opts.allow_absolute_paths) {
+    std::error_code ec;
+    real_root = std::filesystem::weakly_canonical(m.root.empty() ? "." : m.root, ec).string();
+    if (ec) real_root.clear();
+  }
   std::istringstream in(text);
   std::string line;
   int64_t lineno = 0;
@@ -143,6 +164,14 @@ Manifest parse_manifest(const std::string& text, const std::string& label, const
     }
     c.video_path = resolve(m.root, c.video);
     c.audio_path = c.audio.empty() ? c.video_path : resolve(m.root, c.audio);
+    if (!real_root.empty()) {
+      why = check_real_path(real_root, c.video_path, c.video);
+      if (why.empty() && !c.audio.empty()) why = check_real_path(real_root, c.audio_path, c.audio);
+      if (!why.empty()) {
+        fail(why);
+        continue;
+      }
+    }
     if (opts.check_files) {
       why = check_file(c.video_path);
       if (why.empty() && !c.audio.empty()) why = check_file(c.audio_path);

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "data/manifest.h"
 #include "data/run_config.h"
@@ -67,6 +68,27 @@ TEST(Manifest, ConfinesPathsToTheRoot) {
   o.allow_absolute_paths = true;
   auto m = parse_manifest("{\"id\":\"a\",\"video\":\"/abs/a.mp4\",\"split\":\"val\"}", "m.jsonl", o);
   EXPECT_EQ(m.clips[0].video_path, "/abs/a.mp4");
+}
+
+TEST(Manifest, SymlinksMayNotLeaveTheRoot) {
+  TempDir d;
+  TempDir outside;
+  write_text(outside.path() + "/secret.mp4", "x");
+  write_text(d.path() + "/inside.mp4", "x");
+  ASSERT_EQ(::symlink((outside.path() + "/secret.mp4").c_str(), (d.path() + "/link.mp4").c_str()), 0);
+  ASSERT_EQ(::symlink(outside.path().c_str(), (d.path() + "/dir").c_str()), 0);
+  ASSERT_EQ(::symlink((d.path() + "/inside.mp4").c_str(), (d.path() + "/ok.mp4").c_str()), 0);
+  auto o = no_files();
+  o.root = d.path();
+  for (const char* bad : {"link.mp4", "dir/secret.mp4", "dir/not_there_yet.mp4"})
+    EXPECT_NE(error_of(std::string("{\"id\":\"a\",\"video\":\"") + bad + "\",\"split\":\"val\"}", o)
+                  .find("leaves the dataset root through a symlink"),
+              std::string::npos)
+        << bad;
+  // A link that stays inside the root is fine, and so is any link when absolute paths are allowed.
+  EXPECT_EQ(parse_manifest("{\"id\":\"a\",\"video\":\"ok.mp4\",\"split\":\"val\"}", "m.jsonl", o).clips.size(), 1u);
+  o.allow_absolute_paths = true;
+  EXPECT_EQ(parse_manifest("{\"id\":\"a\",\"video\":\"link.mp4\",\"split\":\"val\"}", "m.jsonl", o).clips.size(), 1u);
 }
 
 TEST(Manifest, ChecksReferencedFilesExist) {
