@@ -10,8 +10,12 @@ mkdir -p out
 "$V2M" --version
 "$V2M" probe examples/demo.mp4
 if [ -f models/v2m-tiny/model.safetensors ]; then
+  t0=$(date +%s.%N)
   "$V2M" generate examples/demo.mp4 -o out/demo.wav --seed 1 --mux out/demo_with_music.mp4
+  t1=$(date +%s.%N)
   "$V2M" probe out/demo.wav
+  secs=$("$V2M" probe --json out/demo.wav | sed -n 's/^  "duration": \([0-9.]*\).*/\1/p')
+  awk -v a="$t0" -v b="$t1" -v d="$secs" 'BEGIN { printf "demo: %.1f s of music in %.1f s (real-time factor %.2f, model load included)\n", d, b - a, (b - a) / d }'
   echo "demo: wrote out/demo.wav and out/demo_with_music.mp4"
 else
   # No trained default model in this checkout yet: generate with a random-init tiny model
