@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 
+#include "nn/linear.h"
 #include "nn/state_dict.h"
 #include "v2m/error.h"
 #include "v2m/fs.h"
@@ -63,7 +64,12 @@ V2MModel load_model(const std::string& path, bool check_weights, const std::vect
     require_regular_file(cfg_path, "cannot load model");
     require_regular_file(w_path, "cannot load model");
     ModelConfig cfg = load_model_config(cfg_path, overrides);
-    V2MModel m(cfg);
+    // Every parameter is assigned from the file below (a missing one is an error), so the
+    // linears skip their random init: at Model-S size it was most of the load time.
+    V2MModel m = [&] {
+      nn::SkipInitGuard skip;
+      return V2MModel(cfg);
+    }();
     nn::TensorMap tensors = nn::load_safetensors(w_path);
     if (check_weights) nn::check_finite(tensors, w_path);
     // Zero-copy where the file's dtype is the model's: parameters alias the mapping.

@@ -81,10 +81,10 @@ ClipVisionConfig clip_vision_config_from_hf(const nlohmann::json& j, const std::
 // modules
 
 ClipAttentionImpl::ClipAttentionImpl(int64_t dim, int64_t h) : heads(h) {
-  k_proj = register_module("k_proj", torch::nn::Linear(dim, dim));
-  v_proj = register_module("v_proj", torch::nn::Linear(dim, dim));
-  q_proj = register_module("q_proj", torch::nn::Linear(dim, dim));
-  out_proj = register_module("out_proj", torch::nn::Linear(dim, dim));
+  k_proj = register_module("k_proj", Linear(dim, dim));
+  v_proj = register_module("v_proj", Linear(dim, dim));
+  q_proj = register_module("q_proj", Linear(dim, dim));
+  out_proj = register_module("out_proj", Linear(dim, dim));
 }
 
 at::Tensor ClipAttentionImpl::forward(const at::Tensor& x) {
@@ -96,8 +96,8 @@ at::Tensor ClipAttentionImpl::forward(const at::Tensor& x) {
 }
 
 ClipMlpImpl::ClipMlpImpl(int64_t dim, int64_t hidden, std::string a) : act(std::move(a)) {
-  fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  fc1 = register_module("fc1", Linear(dim, hidden));
+  fc2 = register_module("fc2", Linear(hidden, dim));
 }
 
 at::Tensor ClipMlpImpl::forward(const at::Tensor& x) {
@@ -164,7 +164,7 @@ ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& c) : cfg(c) {
   cfg.validate("clip vision config");
   vision_model = register_module("vision_model", ClipVisionTransformer(cfg));
   const auto proj = torch::nn::LinearOptions(cfg.hidden_size, cfg.projection_dim).bias(false);
-  visual_projection = register_module("visual_projection", torch::nn::Linear(proj));
+  visual_projection = register_module("visual_projection", Linear(proj));
 }
 
 at::Tensor ClipVisionImpl::pooled(const at::Tensor& pixels) {

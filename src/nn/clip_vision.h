@@ -23,12 +23,13 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
+#include <torch/nn/options/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <cstdint>
 #include <string>
 
+#include "nn/linear.h"
 #include "v2m/config.h"
 
 namespace v2m::nn {
@@ -60,7 +61,7 @@ struct ClipAttentionImpl : torch::nn::Module {
   // x: [B, N, D] -> [B, N, D]
   at::Tensor forward(const at::Tensor& x);
   int64_t heads;
-  torch::nn::Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
+  Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(ClipAttention);
 
@@ -69,7 +70,7 @@ struct ClipMlpImpl : torch::nn::Module {
   // x: [B, N, D] -> [B, N, D]
   at::Tensor forward(const at::Tensor& x);
   std::string act;
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(ClipMlp);
 
@@ -122,7 +123,7 @@ struct ClipVisionImpl : torch::nn::Module {
 
   ClipVisionConfig cfg;
   ClipVisionTransformer vision_model{nullptr};
-  torch::nn::Linear visual_projection{nullptr};
+  Linear visual_projection{nullptr};
 };
 TORCH_MODULE(ClipVision);
 using ClipVisionModel = ClipVision;

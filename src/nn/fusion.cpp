@@ -26,7 +26,7 @@ at::Tensor time_embedding(const at::Tensor& t, int64_t dim, double scale) {
 MotionEncoderImpl::MotionEncoderImpl(const MotionEncoderConfig& c, int64_t width) : cfg(c) {
   if (cfg.kernel_size % 2 == 0) throw Error("motion.kernel_size must be odd, got " + std::to_string(cfg.kernel_size));
   in_norm = register_module("in_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.in_dim})));
-  in_proj = register_module("in_proj", torch::nn::Linear(cfg.in_dim, width));
+  in_proj = register_module("in_proj", Linear(cfg.in_dim, width));
   for (int64_t i = 0; i < cfg.layers; ++i)
     blocks->push_back(torch::nn::Conv1d(
         torch::nn::Conv1dOptions(width, width, cfg.kernel_size).padding(cfg.kernel_size / 2)));
@@ -57,13 +57,13 @@ FusionLayerImpl::FusionLayerImpl(const FusionConfig& c) : heads(c.heads) {
   const int64_t w = c.width;
   q_norm = register_module("q_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
   kv_norm = register_module("kv_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
-  q_proj = register_module("q_proj", torch::nn::Linear(w, w));
-  k_proj = register_module("k_proj", torch::nn::Linear(w, w));
-  v_proj = register_module("v_proj", torch::nn::Linear(w, w));
-  out_proj = register_module("out_proj", torch::nn::Linear(w, w));
+  q_proj = register_module("q_proj", Linear(w, w));
+  k_proj = register_module("k_proj", Linear(w, w));
+  v_proj = register_module("v_proj", Linear(w, w));
+  out_proj = register_module("out_proj", Linear(w, w));
   ffn_norm = register_module("ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
-  fc1 = register_module("fc1", torch::nn::Linear(w, c.ffn_dim));
-  fc2 = register_module("fc2", torch::nn::Linear(c.ffn_dim, w));
+  fc1 = register_module("fc1", Linear(w, c.ffn_dim));
+  fc2 = register_module("fc2", Linear(c.ffn_dim, w));
 }
 
 at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& kv_mask) {
@@ -83,12 +83,12 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& kv, c
 TemporalFusionImpl::TemporalFusionImpl(const FusionConfig& c, const MotionEncoderConfig& mc, int64_t clip_dim,
                                        int64_t d_model)
     : cfg(c) {
-  clip_proj = register_module("clip_proj", torch::nn::Linear(clip_dim, c.width));
+  clip_proj = register_module("clip_proj", Linear(clip_dim, c.width));
   if (c.motion) motion_encoder = register_module("motion_encoder", MotionEncoder(mc, c.width));
   for (int64_t i = 0; i < c.layers; ++i) layers->push_back(FusionLayer(c));
   register_module("layers", layers);
   final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width})));
-  out_proj = register_module("out_proj", torch::nn::Linear(c.width, d_model));
+  out_proj = register_module("out_proj", Linear(c.width, d_model));
 }
 
 FusionOutput TemporalFusionImpl::forward(const at::Tensor& clip, const at::Tensor& clip_t, const at::Tensor& clip_mask,

@@ -10,9 +10,10 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
+#include <torch/nn/options/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "nn/linear.h"
 #include "v2m/config.h"
 
 namespace v2m::nn {
@@ -57,7 +58,7 @@ struct MotionEncoderImpl : torch::nn::Module {
 
   MotionEncoderConfig cfg;
   torch::nn::LayerNorm in_norm{nullptr};
-  torch::nn::Linear in_proj{nullptr};
+  Linear in_proj{nullptr};
   torch::nn::ModuleList blocks;  // each: Conv1d(width, width, k) applied residually with GELU
 };
 TORCH_MODULE(MotionEncoder);
@@ -69,8 +70,8 @@ struct FusionLayerImpl : torch::nn::Module {
 
   int64_t heads;
   torch::nn::LayerNorm q_norm{nullptr}, kv_norm{nullptr}, ffn_norm{nullptr};
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(FusionLayer);
 
@@ -89,11 +90,11 @@ struct TemporalFusionImpl : torch::nn::Module {
                        const at::Tensor& motion, const at::Tensor& motion_t, const at::Tensor& motion_mask);
 
   FusionConfig cfg;
-  torch::nn::Linear clip_proj{nullptr};
+  Linear clip_proj{nullptr};
   MotionEncoder motion_encoder{nullptr};  // null when cfg.motion is false
   torch::nn::ModuleList layers;
   torch::nn::LayerNorm final_norm{nullptr};
-  torch::nn::Linear out_proj{nullptr};
+  Linear out_proj{nullptr};
 };
 TORCH_MODULE(TemporalFusion);
 

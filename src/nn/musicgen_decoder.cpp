@@ -109,8 +109,8 @@ int64_t musicgen_decoder_parameter_count(const MusicgenDecoderConfig& c) {
 
 namespace {
 
-torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+Linear linear(int64_t in, int64_t out, bool bias) {
+  return Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
 torch::nn::LayerNorm make_layer_norm(const MusicgenDecoderConfig& c) {
@@ -165,7 +165,7 @@ MusicgenAttentionImpl::MusicgenAttentionImpl(int64_t dim, int64_t h) : heads(h) 
   out_proj = register_module("out_proj", linear(dim, dim, false));
 }
 
-at::Tensor MusicgenAttentionImpl::project(const torch::nn::Linear& proj, const at::Tensor& x) const {
+at::Tensor MusicgenAttentionImpl::project(const Linear& proj, const at::Tensor& x) const {
   const LinearKernel* k = proj.get() == q_proj.get()     ? q_kernel.get()
                           : proj.get() == k_proj.get()   ? k_kernel.get()
                           : proj.get() == v_proj.get()   ? v_kernel.get()
@@ -174,7 +174,7 @@ at::Tensor MusicgenAttentionImpl::project(const torch::nn::Linear& proj, const a
   return k ? k->forward(x) : at::linear(x, proj->weight);
 }
 
-at::Tensor MusicgenAttentionImpl::heads_of(const torch::nn::Linear& proj, const at::Tensor& x) const {
+at::Tensor MusicgenAttentionImpl::heads_of(const Linear& proj, const at::Tensor& x) const {
   const int64_t B = x.size(0), T = x.size(1), D = proj->weight.size(0);
   return project(proj, x).view({B, T, heads, D / heads}).transpose(1, 2);
 }
@@ -347,7 +347,7 @@ at::Tensor MusicgenDecoderImpl::forward(const at::Tensor& codes, const at::Tenso
   }
   std::vector<at::Tensor> logits;
   logits.reserve(cfg.num_codebooks);
-  for (const auto& head : *lm_heads) logits.push_back(head->as<torch::nn::Linear>()->forward(h));
+  for (const auto& head : *lm_heads) logits.push_back(head->as<Linear>()->forward(h));
   return at::stack(logits, 1);  // [B, K, T, V]
 }
 
@@ -360,7 +360,7 @@ void MusicgenDecoderImpl::set_weights_dtype(WeightsDtype dtype) {
   // The float weight is replaced by a zero-stride placeholder of the same shape: its memory
   // (or its pages of the weight file's mapping) is released, parameter counts stay right, and
   // any attempt to copy into it fails loudly instead of silently doing nothing.
-  auto convert = [&](torch::nn::Linear& lin) {
+  auto convert = [&](Linear& lin) {
     at::Tensor& w = lin->weight;
     auto k = make_linear_kernel(w, dtype);
     w.set_data(at::zeros({1}, w.options()).expand(w.sizes()));
@@ -378,10 +378,10 @@ void MusicgenDecoderImpl::set_weights_dtype(WeightsDtype dtype) {
     layer->fc2_kernel = convert(layer->fc2);
   }
   std::vector<at::Tensor> heads;
-  for (const auto& h : *lm_heads) heads.push_back(h->as<torch::nn::Linear>()->weight);
+  for (const auto& h : *lm_heads) heads.push_back(h->as<Linear>()->weight);
   heads_kernel_ = make_linear_kernel(at::cat(heads, 0), dtype);
   for (const auto& h : *lm_heads) {
-    at::Tensor& w = h->as<torch::nn::Linear>()->weight;
+    at::Tensor& w = h->as<Linear>()->weight;
     w.set_data(at::zeros({1}, w.options()).expand(w.sizes()));
   }
   weights_dtype_ = dtype;
@@ -408,7 +408,7 @@ int64_t MusicgenDecoderImpl::step_weight_bytes() const {
 
 std::vector<std::string> load_musicgen_decoder(MusicgenDecoderImpl& decoder, const TensorMap& tensors,
                                                const std::string& prefix, const std::string& source,
-                                               torch::nn::Linear* enc_to_dec_proj, const std::string& proj_prefix) {
+                                               Linear* enc_to_dec_proj, const std::string& proj_prefix) {
   std::vector<std::string> used = load_into(decoder, tensors, prefix, source);
   // transformers stores its sinusoid table as a parameter; it is recomputed here, so only the
   // width is checked (the number of rows only bounds its own table).
@@ -430,13 +430,13 @@ std::vector<std::string> load_musicgen_decoder(MusicgenDecoderImpl& decoder, con
   return used;
 }
 
-torch::nn::Linear make_enc_to_dec_proj(const MusicgenDecoderConfig& cfg) {
+Linear make_enc_to_dec_proj(const MusicgenDecoderConfig& cfg) {
   if (cfg.encoder_hidden_size <= 0)
     throw Error(describe("bad musicgen config", "encoder_hidden_size", "must be positive for enc_to_dec_proj"));
   return linear(cfg.encoder_hidden_size, cfg.hidden_size, true);
 }
 
-at::Tensor project_memory(const torch::nn::Linear* proj, const at::Tensor& states, const at::Tensor& mask) {
+at::Tensor project_memory(const Linear* proj, const at::Tensor& states, const at::Tensor& mask) {
   at::Tensor x = proj ? at::linear(states, (*proj)->weight, (*proj)->bias) : states;
   if (mask.defined()) x = x * mask.to(x.device(), x.scalar_type()).unsqueeze(-1);
   return x;
@@ -453,7 +453,7 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
   const int64_t K = cfg.num_codebooks;
   const auto delays = musicgen_delays(K, cfg.audio_channels);
   const int64_t D = *std::max_element(delays.begin(), delays.end());
-  const at::Device device = dec.lm_heads[0]->as<torch::nn::Linear>()->weight.device();
+  const at::Device device = dec.lm_heads[0]->as<Linear>()->weight.device();
   const int64_t B = memory.defined() ? memory.size(0) : prompt.defined() ? prompt.size(0) : 1;
   if (steps < 0) throw Error(describe("bad input", "generate", "steps must be >= 0"));
   if (prompt.defined() && (prompt.dim() != 3 || prompt.size(0) != B || prompt.size(1) != K))

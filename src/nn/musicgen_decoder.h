@@ -21,7 +21,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/linear.h>
+#include <torch/nn/options/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <cstdint>
@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/linear.h"
 #include "nn/linear_kernel.h"
 #include "nn/sampling.h"
 #include "nn/state_dict.h"
@@ -91,17 +92,17 @@ struct KVCache {
 struct MusicgenAttentionImpl : torch::nn::Module {
   MusicgenAttentionImpl(int64_t dim, int64_t heads);
   // x: [B, T, D] -> [B, H, T, Dh] projected with `proj` (one of k/v/q).
-  at::Tensor heads_of(const torch::nn::Linear& proj, const at::Tensor& x) const;
+  at::Tensor heads_of(const Linear& proj, const at::Tensor& x) const;
   // q: [B, H, Tq, Dh], k/v: [B, H, Tk, Dh] -> [B, Tq, D] after out_proj
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                     bool causal);
 
   // Applies `proj` (one of the four projections) through its converted kernel when the
   // decoder's weights were converted (set_weights_dtype), else at::linear on the weight.
-  at::Tensor project(const torch::nn::Linear& proj, const at::Tensor& x) const;
+  at::Tensor project(const Linear& proj, const at::Tensor& x) const;
 
   int64_t heads;
-  torch::nn::Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
+  Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
   std::shared_ptr<LinearKernel> k_kernel, v_kernel, q_kernel, out_kernel;  // null: fp32 weights
 };
 TORCH_MODULE(MusicgenAttention);
@@ -116,7 +117,7 @@ struct MusicgenDecoderLayerImpl : torch::nn::Module {
   std::string activation;
   MusicgenAttention self_attn{nullptr}, encoder_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr}, encoder_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
   std::shared_ptr<LinearKernel> fc1_kernel, fc2_kernel;  // null: fp32 weights
 };
 TORCH_MODULE(MusicgenDecoderLayer);
@@ -183,16 +184,16 @@ TORCH_MODULE(MusicgenDecoder);
 // Returns the keys consumed.
 std::vector<std::string> load_musicgen_decoder(MusicgenDecoderImpl& decoder, const TensorMap& tensors,
                                                const std::string& prefix, const std::string& source,
-                                               torch::nn::Linear* enc_to_dec_proj = nullptr,
+                                               Linear* enc_to_dec_proj = nullptr,
                                                const std::string& proj_prefix = "enc_to_dec_proj.");
 
 // Linear(encoder_hidden_size, hidden_size) with bias, as the composite's enc_to_dec_proj
 // (transformers builds it only when the text width differs from hidden_size).
-torch::nn::Linear make_enc_to_dec_proj(const MusicgenDecoderConfig& cfg);
+Linear make_enc_to_dec_proj(const MusicgenDecoderConfig& cfg);
 
 // The composite's conditioning path: proj(states) (when proj is given) times mask, as
 // MusicgenForConditionalGeneration.forward. states: [B, S, Dt], mask: [B, S] -> [B, S, D]
-at::Tensor project_memory(const torch::nn::Linear* proj, const at::Tensor& states, const at::Tensor& mask);
+at::Tensor project_memory(const Linear* proj, const at::Tensor& states, const at::Tensor& mask);
 
 using GenerateProgress = std::function<void(int64_t done, int64_t total)>;
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "nn/linear.h"
 #include "nn/state_dict.h"
 #include "test_util.h"
 #include "v2m/error.h"
@@ -61,4 +62,37 @@ TEST(StateDict, CheckFiniteNamesTheBadTensor) {
   } catch (const v2m::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'bad'"), std::string::npos);
   }
+}
+
+TEST(Linear, MatchesTorchLinearInitAndForward) {
+  for (bool bias : {true, false}) {
+    torch::manual_seed(7);
+    torch::nn::Linear ref(torch::nn::LinearOptions(6, 5).bias(bias));
+    torch::manual_seed(7);
+    v2m::nn::Linear ours(torch::nn::LinearOptions(6, 5).bias(bias));
+    EXPECT_TRUE(torch::equal(ref->weight, ours->weight));
+    EXPECT_EQ(ref->bias.defined(), ours->bias.defined());
+    if (bias) EXPECT_TRUE(torch::equal(ref->bias, ours->bias));
+    std::vector<std::string> ref_names, our_names;
+    for (const auto& p : ref->named_parameters()) ref_names.push_back(p.key());
+    for (const auto& p : ours->named_parameters()) our_names.push_back(p.key());
+    EXPECT_EQ(ref_names, our_names);
+    auto x = torch::randn({2, 3, 6});
+    EXPECT_TRUE(torch::allclose(ref->forward(x), ours->forward(x)));
+  }
+}
+
+TEST(Linear, SkipInitGuardDrawsNoRandomNumbers) {
+  torch::manual_seed(3);
+  const auto expected = torch::rand({4});
+  torch::manual_seed(3);
+  {
+    v2m::nn::SkipInitGuard skip;
+    EXPECT_TRUE(v2m::nn::skip_init_active());
+    v2m::nn::Linear lin(64, 32);
+    EXPECT_EQ(lin->weight.sizes(), (std::vector<int64_t>{32, 64}));
+  }
+  EXPECT_FALSE(v2m::nn::skip_init_active());
+  // The generator did not move: the construction under the guard drew nothing.
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected));
 }

@@ -109,9 +109,9 @@ TEST(WeightsDtype, MmapAliasedLoadEqualsCopiedLoad) {
     TensorMap file = load_safetensors(path);
     load_into(*copied, file, "", path);
     load_into(*aliased, file, "", path, /*alias=*/true);
-    auto& w = aliased->lm_heads[0]->as<torch::nn::Linear>()->weight;
+    auto& w = aliased->lm_heads[0]->as<v2m::nn::Linear>()->weight;
     EXPECT_EQ(w.data_ptr(), file.at("lm_heads.0.weight").data_ptr());  // no second copy
-    EXPECT_NE(copied->lm_heads[0]->as<torch::nn::Linear>()->weight.data_ptr(), w.data_ptr());
+    EXPECT_NE(copied->lm_heads[0]->as<v2m::nn::Linear>()->weight.data_ptr(), w.data_ptr());
   }  // the map is gone; the parameters keep the mapping alive
   TensorMap a, b;
   collect_state(*copied, "", &a);
@@ -122,7 +122,7 @@ TEST(WeightsDtype, MmapAliasedLoadEqualsCopiedLoad) {
   torch::NoGradGuard ng;
   EXPECT_TRUE(torch::equal(copied->forward(codes), aliased->forward(codes)));
   // In-place updates (training) write private copy-on-write pages, never the file.
-  auto& w = aliased->lm_heads[0]->as<torch::nn::Linear>()->weight;
+  auto& w = aliased->lm_heads[0]->as<v2m::nn::Linear>()->weight;
   w.add_(1.0);
   EXPECT_TRUE(torch::equal(load_safetensors(path).at("lm_heads.0.weight"), state.at("lm_heads.0.weight")));
   // Converting aliased weights releases them and still matches the converted copy.
