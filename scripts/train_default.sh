@@ -49,6 +49,9 @@ if want eval; then
   EXTRA=(--split test --limit "$EVAL_LIMIT")
   both_models eval
   run "$V2M" --threads 2 eval --config configs/synth/tiny.yaml --split test --limit "$EVAL_LIMIT" --shuffle-video
+  # The ceiling: the same metrics on the dataset's own music (what the estimators get right).
+  run "$V2M" --threads 2 eval --config configs/synth/tiny.yaml --split test --limit "$EVAL_LIMIT" \
+    --generated data/synth/clips --out-dir runs/eval-reference
 fi
 if want export; then
   # The checkpoint with the best validation loss (else the newest); `best`/`latest` hold its name.

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <fstream>
 
 #include "media/media_testutil.h"
 #include "test_util.h"
@@ -70,6 +71,27 @@ TEST(CliGenerate, BadInputExitsOneWithOneLineAndNoOutput) {
   std::string out;
   EXPECT_EQ(v2m_run("generate", &out), 2);
   EXPECT_EQ(v2m_run("generate x.mp4 --top-p 3 -o y.wav", &out), 2);
+}
+
+TEST(CliGenerate, EmbeddedDefaultModelGeneratesWithoutModelFlag) {
+  const std::string dir = std::string(V2M_SOURCE_DIR) + "/models/v2m-tiny";
+  if (!file_exists(dir + "/model.safetensors")) GTEST_SKIP() << "no " << dir << " in this checkout";
+  // Shipped in the repository: small, fp16, and every tensor validated by a strict load.
+  EXPECT_LE(std::ifstream(dir + "/model.safetensors", std::ios::binary | std::ios::ate).tellg(), 40 << 20);
+  std::string out;
+  ASSERT_EQ(run_capture("(" + kCli + " -q info " + dir + " --json 2>/dev/null)", &out), 0) << out;
+  const auto info = nlohmann::json::parse(out);
+  EXPECT_EQ(info["name"], "v2m-tiny") << out;
+  TempDir d;
+  const auto video = make_video(d);
+  const std::string wav = d.path() + "/default.wav";
+  ASSERT_EQ(run_capture("env -u V2M_MODEL " + kCli + " -q generate " + video + " -o " + wav + " --seed 1", &out), 0) << out;
+  auto a = v2m::media::read_wav(wav);
+  EXPECT_EQ(a.sample_rate, 16000);
+  EXPECT_NEAR(double(a.frames()) / a.sample_rate, 3.0, 0.02);
+  double energy = 0;
+  for (float x : a.samples) energy += double(x) * x;
+  EXPECT_GT(energy / double(a.samples.size()), 1e-6) << "the trained codec decoded silence";
 }
 
 TEST(CliGenerate, ModelDirectoryRoundTripAndMismatchedTensor) {
