@@ -129,7 +129,7 @@ Manifest parse_manifest(const std::string& text, const std::string& label, const
   std::string real_root;
   if (!opts.allow_absolute_paths) {
     std::error_code ec;
-    real_root = std::filesystem::weakly_canonical(m.root.empty() ? "." : m.root, ec).string();
+    real_root = std::filesystem::weakly_canonical(m.root, ec).string();  // m.root is never empty (dir_of gives ".")
     if (ec) real_root.clear();
   }
   std::istringstream in(text);
