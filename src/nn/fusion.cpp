@@ -89,6 +89,7 @@ TemporalFusionImpl::TemporalFusionImpl(const FusionConfig& c, const MotionEncode
   register_module("layers", layers);
   final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width})));
   out_proj = register_module("out_proj", Linear(c.width, d_model));
+  if (c.frame_condition) frame_proj = register_module("frame_proj", Linear(c.width, d_model));
 }
 
 FusionOutput TemporalFusionImpl::forward(const at::Tensor& clip, const at::Tensor& clip_t, const at::Tensor& clip_mask,
@@ -111,10 +112,40 @@ FusionOutput TemporalFusionImpl::forward(const at::Tensor& clip, const at::Tenso
     x_t = clip_t;
   }
   for (const auto& m : *layers) x = m->as<FusionLayer>()->forward(x, kv, clip_mask);
-  at::Tensor mem = out_proj->forward(final_norm->forward(x));
+  at::Tensor xn = final_norm->forward(x);
   // Padded query positions carry no condition.
-  mem = mem * x_mask.to(mem.scalar_type()).unsqueeze(-1);
-  return {mem, x_mask.to(at::kLong), x_t};
+  at::Tensor valid = x_mask.to(xn.scalar_type()).unsqueeze(-1);
+  FusionOutput out{out_proj->forward(xn) * valid, x_mask.to(at::kLong), x_t, {}};
+  if (frame_proj) out.frame = frame_proj->forward(xn) * valid;
+  return out;
+}
+
+at::Tensor resample_to_frames(const at::Tensor& tokens, const at::Tensor& times, const at::Tensor& mask,
+                              int64_t frames, double frame_rate) {
+  if (tokens.dim() != 3 || times.sizes() != tokens.sizes().slice(0, 2) || mask.sizes() != times.sizes())
+    throw Error("resample_to_frames: expected tokens [B, S, D] with times and mask [B, S], got " +
+                std::string(c10::str(tokens.sizes())) + ", " + c10::str(times.sizes()) + ", " +
+                c10::str(mask.sizes()));
+  const int64_t B = tokens.size(0);
+  const auto fopt = times.options().dtype(at::kFloat);
+  at::Tensor valid = mask.to(at::kBool);
+  // Invalid tokens move past every frame so the valid ones stay sorted at the front.
+  at::Tensor t = at::where(valid, times.to(at::kFloat), at::full({}, 1e30, fopt));
+  at::Tensor n_valid = valid.sum(1, /*keepdim=*/true);                        // [B, 1]
+  at::Tensor grid = (at::arange(frames, fopt) / frame_rate).expand({B, frames}).contiguous();
+  at::Tensor hi = at::searchsorted(t.contiguous(), grid);                       // first token after the frame
+  at::Tensor last = (n_valid - 1).clamp_min(0);
+  hi = at::minimum(hi, last);
+  at::Tensor lo = at::maximum(hi - 1, at::zeros_like(hi));
+  at::Tensor t_lo = t.gather(1, lo), t_hi = t.gather(1, hi);
+  // Weight of `hi`; lo == hi before the first token, and past the last the clamp holds it.
+  at::Tensor span = (t_hi - t_lo).clamp_min(1e-9);
+  at::Tensor w = ((grid - t_lo) / span).clamp(0.0, 1.0);
+  w = at::where(lo.eq(hi), at::ones_like(w), w).to(tokens.scalar_type()).unsqueeze(-1);
+  const int64_t D = tokens.size(2);
+  auto pick = [&](const at::Tensor& idx) { return tokens.gather(1, idx.unsqueeze(-1).expand({B, frames, D})); };
+  at::Tensor out = pick(lo) * (1 - w) + pick(hi) * w;
+  return out * n_valid.gt(0).to(out.scalar_type()).unsqueeze(-1);
 }
 
 }  // namespace v2m::nn

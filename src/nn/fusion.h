@@ -37,6 +37,11 @@ struct FusionConfig {
   int64_t ffn_dim = 4096;
   double time_scale = 10.0;  // sinusoid position = seconds * time_scale (0.1 s resolution)
   double dropout = 0.0;
+  // Also add the condition, interpolated to the codec frame rate, to the decoder's input at
+  // every frame (time-aligned conditioning next to the cross-attention): frame t of the
+  // music sees the video at time t directly instead of having to find it by attention.
+  // Adds `frame_proj`; off for Model-S, whose layout stays transformers'.
+  bool frame_condition = false;
   void visit(ConfigVisitor& v) {
     v.field("motion", motion);
     v.field("width", width, {1, 1 << 16});
@@ -45,11 +50,19 @@ struct FusionConfig {
     v.field("ffn_dim", ffn_dim, {1, 1 << 18});
     v.field("time_scale", time_scale, {1e-3, 1e4});
     v.field("dropout", dropout, {0, 0.9});
+    v.field("frame_condition", frame_condition);
   }
 };
 
 // Sinusoidal embedding of real times. t: [B, T] seconds -> [B, T, dim] (sin half, cos half).
 at::Tensor time_embedding(const at::Tensor& t, int64_t dim, double scale);
+
+// Resamples condition tokens to a regular frame grid by linear interpolation in time.
+// tokens: [B, S, D] at times [B, S] (seconds, ascending over the valid entries), mask: [B, S]
+// (1 = valid) -> [B, frames, D] where frame f is time f / frame_rate. Before the first valid
+// token and after the last the nearest valid token is held; a row without one is zeros.
+at::Tensor resample_to_frames(const at::Tensor& tokens, const at::Tensor& times, const at::Tensor& mask,
+                              int64_t frames, double frame_rate);
 
 struct MotionEncoderImpl : torch::nn::Module {
   MotionEncoderImpl(const MotionEncoderConfig& cfg, int64_t width);
@@ -79,6 +92,7 @@ struct FusionOutput {
   at::Tensor memory;  // [B, Tf, d_model]
   at::Tensor mask;    // [B, Tf] int64 (1 = valid)
   at::Tensor times;   // [B, Tf] seconds of each condition token
+  at::Tensor frame;   // [B, Tf, d_model] per-token frame condition (undefined: frame_condition off)
 };
 
 struct TemporalFusionImpl : torch::nn::Module {
@@ -95,6 +109,7 @@ struct TemporalFusionImpl : torch::nn::Module {
   torch::nn::ModuleList layers;
   torch::nn::LayerNorm final_norm{nullptr};
   Linear out_proj{nullptr};
+  Linear frame_proj{nullptr};  // null unless cfg.frame_condition
 };
 TORCH_MODULE(TemporalFusion);
 

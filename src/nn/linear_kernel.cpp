@@ -1,12 +1,15 @@
 #include "nn/linear_kernel.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <vector>
 
+#include "nn/cpu_kernels.h"
 #include "v2m/error.h"
 
 namespace v2m::nn {
@@ -40,10 +43,39 @@ bool pick_qengine(at::QEngine* out) {
   return false;
 }
 
+// Rows of x the matvec kernels take, or 0: CPU float input without autograd, <= kMaxRows rows.
+int64_t matvec_rows(const at::Tensor& x, const at::Tensor& w) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || x.dim() < 1 || x.size(-1) != w.size(1)) return 0;
+  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return 0;
+  const int64_t rows = x.numel() / std::max<int64_t>(1, x.size(-1));
+  return rows >= 1 && rows <= kernels::kMaxRows ? rows : 0;
+}
+
+// Output rows per thread chunk: at least ~128 KB of weights, so small matrices stay on one
+// thread (a fork costs more than they take).
+int64_t matvec_grain(int64_t in, int64_t elem_bytes) { return std::max<int64_t>(4, (1 << 17) / (in * elem_bytes)); }
+
+at::Tensor output_like(const at::Tensor& x, int64_t out) {
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out;
+  return at::empty(shape, x.options());
+}
+
+at::Tensor matvec_f32(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+  const int64_t out = w.size(0), in = w.size(1);
+  at::Tensor xc = x.contiguous(), y = output_like(x, out);
+  const float *wp = w.data_ptr<float>(), *xp = xc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, out, matvec_grain(in, 4), [&](int64_t b, int64_t e) {
+    kernels::matvec_f32(wp, in, xp, rows, yp, out, b, e);
+  });
+  return y;
+}
+
 class Fp32Kernel : public LinearKernel {
  public:
   explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous()) {}
-  at::Tensor forward(const at::Tensor& x) const override { return at::linear(x, w_); }
+  at::Tensor forward(const at::Tensor& x) const override { return linear_small(x, w_); }
   int64_t bytes() const override { return w_.numel() * 4; }
   WeightsDtype dtype() const override { return WeightsDtype::FP32; }
 
@@ -55,7 +87,20 @@ class Bf16Kernel : public LinearKernel {
  public:
   explicit Bf16Kernel(const at::Tensor& w) : w_(w.to(at::kBFloat16).contiguous()) {}
   at::Tensor forward(const at::Tensor& x) const override {
-    return at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
+    const int64_t rows = kernels::has_avx512_bf16() ? matvec_rows(x, w_) : 0;
+    if (!rows) return at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
+    const int64_t out = w_.size(0), in = w_.size(1);
+    at::Tensor xc = x.contiguous(), y = output_like(x, out);
+    thread_local std::vector<uint16_t> xb;  // grows to the widest input once, then reused
+    if (static_cast<int64_t>(xb.size()) < rows * in) xb.resize(static_cast<size_t>(rows * in));
+    uint16_t* xbp = xb.data();
+    kernels::round_to_bf16(xc.data_ptr<float>(), rows * in, xbp);
+    const auto* wp = reinterpret_cast<const uint16_t*>(w_.data_ptr<at::BFloat16>());
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
+      kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
+    });
+    return y;
   }
   int64_t bytes() const override { return w_.numel() * 2; }
   WeightsDtype dtype() const override { return WeightsDtype::BF16; }
@@ -121,6 +166,34 @@ bool weights_dtype_supported(WeightsDtype d) {
   if (d != WeightsDtype::INT8) return true;
   at::QEngine e;
   return pick_qengine(&e);
+}
+
+at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight) {
+  const int64_t rows = kernels::has_avx512() && weight.dim() == 2 && weight.scalar_type() == at::kFloat &&
+                               weight.device().is_cpu() && weight.is_contiguous()
+                           ? matvec_rows(x, weight)
+                           : 0;
+  return rows ? matvec_f32(x, weight, rows) : at::linear(x, weight);
+}
+
+at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len) {
+  if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
+      k_cache.scalar_type() != at::kFloat || v_cache.scalar_type() != at::kFloat || !k_cache.is_contiguous() ||
+      !v_cache.is_contiguous() || k_cache.sizes() != v_cache.sizes() || len < 1 || len > k_cache.size(2) ||
+      (at::GradMode::is_enabled() && (q.requires_grad() || k_cache.requires_grad() || v_cache.requires_grad())))
+    return {};
+  const int64_t B = q.size(0), H = q.size(1), Dh = q.size(3), cap = k_cache.size(2);
+  at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order = [B, 1, H Dh]
+  const float *qp = qc.data_ptr<float>(), *kp = k_cache.data_ptr<float>(), *vp = v_cache.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
+  at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> scores;
+    if (static_cast<int64_t>(scores.size()) < len) scores.resize(static_cast<size_t>(len));
+    kernels::attend_one_f32(qp, kp, vp, cap, len, Dh, scale, op, scores.data(), b, e);
+  });
+  return out;
 }
 
 std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, WeightsDtype dtype) {

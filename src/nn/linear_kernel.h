@@ -1,8 +1,9 @@
 // Inference-only weight formats for the bias-free linears of the MusicGen decoder.
 // A decoder step at batch 2 is a chain of matrix-vector products, so its time is the bytes
 // of weights it streams: storing them in 16 or 8 bits cuts the step time in proportion.
-//   fp32: at::linear on the float weight (OpenBLAS)
-//   bf16: at::linear on bf16 weight and bf16 input (oneDNN's AVX-512 bf16 GEMM), float out
+//   fp32: at::linear on the float weight (OpenBLAS); <= 4 rows: the AVX-512 matvec kernel
+//   bf16: at::linear on bf16 weight and bf16 input (oneDNN's AVX-512 bf16 GEMM), float out;
+//         <= 4 rows: the AVX-512 BF16 matvec kernel (same rounding of the input, fp32 sums)
 //   int8: per-output-channel symmetric int8 weights prepacked for quantized::linear_dynamic
 //         (activations quantized per call, int32 accumulation) on the oneDNN engine
 #pragma once
@@ -37,5 +38,15 @@ class LinearKernel {
 
 // Copies/quantizes `weight` (float [out, in]); the caller may release the float weight.
 std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, WeightsDtype dtype);
+
+// x [..., in] times weight [out, in]^T, bias-free: a decode step's few rows (<= 4, no
+// autograd, CPU, AVX-512) through the streaming matrix-vector kernel (nn/cpu_kernels.h),
+// anything else through at::linear.
+at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight);
+
+// One decode step of cached self-attention: q [B, H, 1, Dh] against the first `len` entries
+// of k_cache/v_cache [B, H, capacity, Dh] (no mask) -> [B, 1, H * Dh]. Undefined when the
+// inputs do not fit the kernel (not CPU fp32, not contiguous, autograd): use attention().
+at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len);
 
 }  // namespace v2m::nn

@@ -171,7 +171,7 @@ at::Tensor MusicgenAttentionImpl::project(const Linear& proj, const at::Tensor& 
                           : proj.get() == v_proj.get()   ? v_kernel.get()
                           : proj.get() == out_proj.get() ? out_kernel.get()
                                                          : nullptr;
-  return k ? k->forward(x) : at::linear(x, proj->weight);
+  return k ? k->forward(x) : linear_small(x, proj->weight);
 }
 
 at::Tensor MusicgenAttentionImpl::heads_of(const Linear& proj, const at::Tensor& x) const {
@@ -214,15 +214,18 @@ at::Tensor MusicgenDecoderLayerImpl::forward(const at::Tensor& x_in, KVCache* ca
     k = cache->self_k[layer].narrow(2, 0, pos + T);
     v = cache->self_v[layer].narrow(2, 0, pos + T);
   }
-  at::Tensor x = x_in + self_attn->attend(q, k, v, {}, /*causal=*/T > 1);
+  at::Tensor o;  // a decode step: one query over the cache through the streaming kernel
+  if (cache && T == 1) o = attend_cached_step(q, cache->self_k[layer], cache->self_v[layer], cache->pos + 1);
+  at::Tensor x = x_in + (o.defined() ? self_attn->project(self_attn->out_proj, o)
+                                     : self_attn->attend(q, k, v, {}, /*causal=*/T > 1));
   if (cross_k.defined()) {
     h = encoder_attn_layer_norm->forward(x);
     q = encoder_attn->heads_of(encoder_attn->q_proj, h);
     x = x + encoder_attn->attend(q, cross_k, cross_v, cross_mask, false);
   }
   h = final_layer_norm->forward(x);
-  h = activate(activation, fc1_kernel ? fc1_kernel->forward(h) : at::linear(h, fc1->weight));
-  return x + (fc2_kernel ? fc2_kernel->forward(h) : at::linear(h, fc2->weight));
+  h = activate(activation, fc1_kernel ? fc1_kernel->forward(h) : linear_small(h, fc1->weight));
+  return x + (fc2_kernel ? fc2_kernel->forward(h) : linear_small(h, fc2->weight));
 }
 
 MusicgenDecoderStackImpl::MusicgenDecoderStackImpl(const MusicgenDecoderConfig& c) {
@@ -288,7 +291,8 @@ void MusicgenDecoderImpl::set_memory(KVCache& cache, const at::Tensor& memory, c
 }
 
 at::Tensor MusicgenDecoderImpl::hidden_states(const at::Tensor& codes, const at::Tensor& memory,
-                                              const at::Tensor& memory_mask, KVCache* cache) {
+                                              const at::Tensor& memory_mask, KVCache* cache,
+                                              const at::Tensor& frame_cond) {
   if (codes.dim() != 3 || codes.size(1) != cfg.num_codebooks)
     throw Error(describe("bad input", "codes", "expected [B, " + std::to_string(cfg.num_codebooks) + ", T], got " +
                                                    std::string(c10::str(codes.sizes()))));
@@ -313,6 +317,14 @@ at::Tensor MusicgenDecoderImpl::hidden_states(const at::Tensor& codes, const at:
     h = h.defined() ? h.add_(e) : e;
   }
   h = h + positions(start, T, h);
+  if (frame_cond.defined()) {
+    if (frame_cond.dim() != 3 || frame_cond.size(0) != B || frame_cond.size(2) != cfg.hidden_size)
+      throw Error(describe("bad input", "frame condition", "expected [" + std::to_string(B) + ", F, " +
+                                                               std::to_string(cfg.hidden_size) + "], got " +
+                                                               std::string(c10::str(frame_cond.sizes()))));
+    const int64_t n = std::min(T, frame_cond.size(1) - start);
+    if (n > 0) h.narrow(1, 0, n).add_(frame_cond.narrow(1, start, n).to(h.scalar_type()));
+  }
 
   at::Tensor mask;
   if (!cache && memory.defined()) {
@@ -339,15 +351,16 @@ at::Tensor MusicgenDecoderImpl::hidden_states(const at::Tensor& codes, const at:
 }
 
 at::Tensor MusicgenDecoderImpl::forward(const at::Tensor& codes, const at::Tensor& memory,
-                                        const at::Tensor& memory_mask, KVCache* cache) {
-  at::Tensor h = hidden_states(codes, memory, memory_mask, cache);  // [B, T, D]
+                                        const at::Tensor& memory_mask, KVCache* cache,
+                                        const at::Tensor& frame_cond) {
+  at::Tensor h = hidden_states(codes, memory, memory_mask, cache, frame_cond);  // [B, T, D]
   if (heads_kernel_) {  // one product for all K heads: [B, T, K V] -> [B, K, T, V]
     const int64_t B = h.size(0), T = h.size(1);
     return heads_kernel_->forward(h).view({B, T, cfg.num_codebooks, cfg.vocab_size}).permute({0, 2, 1, 3});
   }
   std::vector<at::Tensor> logits;
   logits.reserve(cfg.num_codebooks);
-  for (const auto& head : *lm_heads) logits.push_back(head->as<Linear>()->forward(h));
+  for (const auto& head : *lm_heads) logits.push_back(linear_small(h, head->as<Linear>()->weight));
   return at::stack(logits, 1);  // [B, K, T, V]
 }
 
@@ -447,7 +460,7 @@ at::Tensor project_memory(const Linear* proj, const at::Tensor& states, const at
 
 at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory, const at::Tensor& memory_mask,
                              int64_t steps, const SamplingParams& params, const at::Tensor& prompt,
-                             const GenerateProgress& progress, KVCache* reuse) {
+                             const GenerateProgress& progress, KVCache* reuse, const at::Tensor& frame_cond) {
   c10::InferenceMode inference;
   const auto& cfg = dec.cfg;
   const int64_t K = cfg.num_codebooks;
@@ -496,6 +509,14 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
     }
     dec.set_memory(cache, mem, mask);
   }
+  at::Tensor aligned;  // [B2, F, D]: cond rows, then zeros for the null condition
+  if (frame_cond.defined()) {
+    aligned = frame_cond.to(device);
+    if (aligned.size(0) != B)
+      throw Error(describe("bad input", "frame condition", "batch " + std::to_string(aligned.size(0)) +
+                                                               " != " + std::to_string(B)));
+    if (guided) aligned = at::cat({aligned, at::zeros_like(aligned)}, 0);
+  }
 
   Sampler sampler(params);
   const int64_t first = 1 + Tp;  // first column whose codebook-0 entry is unknown
@@ -513,7 +534,7 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
         x = input.repeat({2, 1, 1});
       }
     }
-    at::Tensor logits = dec.forward(x, {}, {}, &cache).select(2, -1);  // [B2, K, V]
+    at::Tensor logits = dec.forward(x, {}, {}, &cache, aligned).select(2, -1);  // [B2, K, V]
     if (guided) logits = apply_cfg(logits, params.cfg_scale);
     at::Tensor tok = sampler.sample(logits);  // [B, K]
     at::Tensor cur = seq.select(2, col);

@@ -145,12 +145,14 @@ struct MusicgenDecoderImpl : torch::nn::Module {
   // projected to the decoder width (undefined: no cross-attention), memory_mask: [B, S]
   // bool/0-1 (undefined: all valid). With `cache`, the T tokens continue at cache->pos and
   // cross-attention uses the cache's memory (memory given here replaces it, as set_memory).
-  // -> logits [B, K, T, vocab]
+  // frame_cond: optional [B, F, D] time-aligned condition (fusion.frame_condition), added to
+  // the input at each absolute position p (cache->pos + i with a cache); positions >= F get
+  // none. -> logits [B, K, T, vocab]
   at::Tensor forward(const at::Tensor& codes, const at::Tensor& memory = {}, const at::Tensor& memory_mask = {},
-                     KVCache* cache = nullptr);
+                     KVCache* cache = nullptr, const at::Tensor& frame_cond = {});
   // Same trunk, returns the final hidden states [B, T, D] (before the heads).
   at::Tensor hidden_states(const at::Tensor& codes, const at::Tensor& memory, const at::Tensor& memory_mask,
-                           KVCache* cache);
+                           KVCache* cache, const at::Tensor& frame_cond = {});
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   // Computes cross-attention K/V of every layer for memory [B, S, D] + mask [B, S] into `cache`.
@@ -206,9 +208,12 @@ using GenerateProgress = std::function<void(int64_t done, int64_t total)>;
 // `cache`: optional KV cache kept by the caller across calls (windows, clips); it is reused
 // when its batch matches and its capacity suffices, else rebuilt in place. Results are the
 // same with or without it; it saves allocating (and faulting in) the cache per call.
+// frame_cond: optional [B, F, D] time-aligned condition (see forward), position 0 = the BOS
+// column; the null condition of CFG gets zeros.
 at::Tensor musicgen_generate(MusicgenDecoderImpl& decoder, const at::Tensor& memory, const at::Tensor& memory_mask,
                              int64_t steps, const SamplingParams& params, const at::Tensor& prompt = {},
-                             const GenerateProgress& progress = {}, KVCache* cache = nullptr);
+                             const GenerateProgress& progress = {}, KVCache* cache = nullptr,
+                             const at::Tensor& frame_cond = {});
 // Same, on the module holder: codes [B, K, P + frames].
 at::Tensor generate(MusicgenDecoder& decoder, const at::Tensor& memory, const at::Tensor& mask, int64_t frames,
                     const SamplingParams& params, const at::Tensor& prompt = {}, const GenerateProgress& progress = {});

@@ -113,8 +113,13 @@ class GeneratorImpl : public Generator {
       auto progress = [&](int64_t step, int64_t steps) {
         if (p.on_progress) p.on_progress((w.gen_begin + std::min(step, n)) / fr, total / fr);
       };
-      at::Tensor out =
-          nn::musicgen_generate(*model_->decoder, cond.memory, cond.mask, n, sp, prompt, progress, &cache_);
+      at::Tensor frame_cond;
+      if (cond.frame.defined()) {  // positions: BOS column, prompt, new frames, delay tail
+        const int64_t positions = 1 + (w.gen_end - w.prompt_begin) + cfg.decoder.num_codebooks;
+        frame_cond = nn::resample_to_frames(cond.frame, cond.times, cond.mask, positions, fr);
+      }
+      at::Tensor out = nn::musicgen_generate(*model_->decoder, cond.memory, cond.mask, n, sp, prompt, progress,
+                                             &cache_, frame_cond);
       codes.slice(2, w.gen_begin, w.gen_end).copy_(out.slice(2, out.size(2) - n, out.size(2)));
       times_.decoder += seconds_since(td);
     }

@@ -36,13 +36,23 @@ model::V2MModel load_run_model(const data::RunConfig& cfg) {
   return m;
 }
 
+namespace {
+// Size and modification time: a file rewritten in place (a dataset regenerated under the
+// same names) gets a new identity, so no stale cache entry is reused for it.
+std::string file_identity(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return "missing";
+  return std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+}  // namespace
+
 std::string weights_identity(const std::string& init_dir) {
   if (init_dir.empty()) return "random-init";
   const std::string w = init_dir + "/model.safetensors";
-  struct stat st{};
-  if (::stat(w.c_str(), &st) != 0) throw Error(describe("cannot read init weights", w, "no such file"));
-  return w + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec);
+  const std::string id = file_identity(w);
+  if (id == "missing") throw Error(describe("cannot read init weights", w, "no such file"));
+  return w + ":" + id;
 }
 
 std::string cache_dir(const data::RunConfig& run, const model::ModelConfig& m) {
@@ -66,7 +76,7 @@ std::vector<ShardPlan> plan_shards(const std::vector<data::ClipEntry>& clips, in
       const auto& c = clips[i];
       s.clips.push_back(c);
       key += c.id + "|" + c.video + "|" + c.audio + "|" + std::to_string(c.start) + "|" +
-             std::to_string(c.duration) + "\n";
+             std::to_string(c.duration) + "|" + file_identity(c.video_path) + "|" + file_identity(c.audio_path) + "\n";
     }
     char name[64];
     std::snprintf(name, sizeof name, "shard-%05zu-", k);

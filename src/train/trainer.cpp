@@ -136,7 +136,11 @@ LossOut forward_loss(model::V2MModelImpl& m, const Batch& batch, const at::Devic
   at::Tensor mask = cond.mask * keep.view({-1, 1}).to(cond.mask.scalar_type());
   const auto& dc = m.cfg.decoder;
   auto seq = nn::delay_pattern_for_training(to(batch.codes), dc.bos_token_id, dc.pad_token_id);
-  at::Tensor logits = m.decoder->forward(seq.input, memory, mask);  // [b, K, S, V]
+  at::Tensor frame_cond;
+  if (cond.frame.defined())  // time-aligned condition, dropped with the rest
+    frame_cond = nn::resample_to_frames(cond.frame, cond.times, cond.mask, seq.input.size(2), m.frame_rate()) *
+                 keep.view({-1, 1, 1}).to(cond.frame.scalar_type());
+  at::Tensor logits = m.decoder->forward(seq.input, memory, mask, nullptr, frame_cond);  // [b, K, S, V]
   const int64_t V = logits.size(-1);
   at::Tensor valid = seq.mask.unsqueeze(0).logical_and(seq.target != dc.pad_token_id);  // [b, K, S]
   at::Tensor target = seq.target.clamp_max(V - 1);

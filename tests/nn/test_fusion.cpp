@@ -3,6 +3,7 @@
 
 #include "nn/fusion.h"
 #include "nn/state_dict.h"
+#include "v2m/error.h"
 
 using namespace v2m::nn;
 
@@ -147,4 +148,43 @@ TEST(Fusion, MotionEncoderConvMatchesConv1dAndBackpropagatesCorrectly) {
     numeric = (up - down) / (2 * eps);
   }
   EXPECT_NEAR(analytic, numeric, 1e-2 * std::max(1.0, std::abs(numeric)));
+}
+
+TEST(Fusion, ResampleToFramesInterpolatesHoldsAndSkipsPadding) {
+  // Row 0: values 0, 10, 20 at 0.5, 1.0, 1.5 s, then a padded token (time 0, value 99).
+  // Row 1: nothing valid.
+  auto tokens = torch::tensor({0.f, 10.f, 20.f, 99.f, 5.f, 5.f, 5.f, 5.f}).view({2, 4, 1});
+  auto times = torch::tensor({0.5f, 1.0f, 1.5f, 0.f, 0.f, 1.f, 2.f, 3.f}).view({2, 4});
+  auto mask = torch::tensor({1, 1, 1, 0, 0, 0, 0, 0}, torch::kLong).view({2, 4});
+  auto out = resample_to_frames(tokens, times, mask, 9, 4.0);  // frames at 0, 0.25, ..., 2.0 s
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 9, 1}));
+  const std::vector<float> want = {0, 0, 0, 5, 10, 15, 20, 20, 20};
+  for (int64_t f = 0; f < 9; ++f) EXPECT_NEAR(out[0][f][0].item<float>(), want[f], 1e-5) << "frame " << f;
+  EXPECT_EQ(out[1].abs().max().item<float>(), 0.0f);
+  EXPECT_THROW(resample_to_frames(tokens, times.narrow(1, 0, 3), mask, 9, 4.0), v2m::Error);
+}
+
+TEST(Fusion, FrameConditionAddsOnlyItsProjection) {
+  auto fc = tiny_fusion(true);
+  TemporalFusion plain(fc, tiny_motion(), 24, 48);
+  fc.frame_condition = true;
+  torch::manual_seed(0);
+  TemporalFusion framed(fc, tiny_motion(), 24, 48);
+  TensorMap a, b;
+  collect_state(*plain, "", &a);
+  collect_state(*framed, "", &b);
+  EXPECT_EQ(b.size(), a.size() + 2);
+  EXPECT_EQ(b.at("frame_proj.weight").sizes(), (std::vector<int64_t>{48, 32}));
+  EXPECT_TRUE(b.count("frame_proj.bias"));
+  framed->eval();
+  auto in = make_inputs();
+  in.motion_mask[1].slice(0, 10).fill_(0);
+  auto out = framed->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  ASSERT_TRUE(out.frame.defined());
+  EXPECT_EQ(out.frame.sizes(), out.memory.sizes());
+  EXPECT_EQ(out.frame[1].slice(0, 10).abs().max().item<float>(), 0.0f);  // padded queries: none
+  EXPECT_GT(out.frame[0].abs().max().item<float>(), 0.0f);
+  EXPECT_FALSE(torch::allclose(out.frame, out.memory));  // its own projection, not the memory
+  auto o2 = plain->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_FALSE(o2.frame.defined());
 }

@@ -156,6 +156,35 @@ TEST(MusicgenDecoder, KvCacheStepsMatchFullRecompute) {
   EXPECT_THROW(d->forward(in.codes.narrow(2, 0, 4), {}, {}, &cache), v2m::Error);  // 9 + 4 > 12
 }
 
+TEST(MusicgenDecoder, FrameConditionIsCausalPositionalAndCached) {
+  auto c = tiny();
+  auto d = make(c);
+  const int64_t T = 9;
+  auto in = inputs(c, 2, T, 6);
+  torch::NoGradGuard ng;
+  auto frames = torch::randn({2, T, c.hidden_size});
+  auto base = d->forward(in.codes, in.memory, in.mask);
+  auto full = d->forward(in.codes, in.memory, in.mask, nullptr, frames);
+  EXPECT_GT(max_diff(full, base), 1e-3);
+  // Changing the condition of position 5 changes positions 5.. only (causal, aligned).
+  auto f2 = frames.clone();
+  f2.narrow(1, 5, 1).normal_();
+  auto moved = d->forward(in.codes, in.memory, in.mask, nullptr, f2);
+  EXPECT_LT(max_diff(moved.narrow(2, 0, 5), full.narrow(2, 0, 5)), 1e-6);
+  EXPECT_GT(max_diff(moved.narrow(2, 5, 1), full.narrow(2, 5, 1)), 1e-3);
+  // Incremental steps index the condition by absolute position, as the full pass does.
+  auto cache = d->make_cache(2, 12);
+  d->set_memory(cache, in.memory, in.mask);
+  std::vector<torch::Tensor> parts;
+  parts.push_back(d->forward(in.codes.narrow(2, 0, 4), {}, {}, &cache, frames));
+  for (int64_t t = 4; t < T; ++t) parts.push_back(d->forward(in.codes.narrow(2, t, 1), {}, {}, &cache, frames));
+  EXPECT_LT(max_diff(torch::cat(parts, 2), full), 1e-5);
+  // A condition shorter than the sequence conditions its positions and leaves the rest bare.
+  auto part = d->forward(in.codes, in.memory, in.mask, nullptr, frames.narrow(1, 0, 4));
+  EXPECT_LT(max_diff(part.narrow(2, 0, 4), full.narrow(2, 0, 4)), 1e-6);
+  EXPECT_THROW(d->forward(in.codes, in.memory, in.mask, nullptr, frames.narrow(2, 0, 8)), v2m::Error);
+}
+
 TEST(MusicgenDecoder, MaskedMemoryIsIgnoredAndNullConditionIsFinite) {
   auto c = tiny();
   auto d = make(c);
@@ -222,6 +251,29 @@ TEST(MusicgenDecoder, SamplingGenerateIsSeedDeterministic) {
   EXPECT_FALSE(torch::equal(a, e));
   auto u = musicgen_generate(*d, {}, {}, 5, p);  // unconditional: no memory, no CFG
   EXPECT_EQ(u.sizes(), (std::vector<int64_t>{1, 4, 5}));
+}
+
+TEST(MusicgenDecoder, GuidedGenerateWithFrameConditionEqualsFullRecompute) {
+  auto c = tiny();
+  auto d = make(c, 5);
+  auto in = inputs(c, 1, 1, 6);
+  SamplingParams p;
+  p.greedy = true;
+  p.cfg_scale = 2.0;
+  const int64_t steps = 8, positions = steps + 4;  // BOS + pattern
+  torch::manual_seed(3);
+  auto frames = torch::randn({1, positions, c.hidden_size}) * 3;
+  auto codes = musicgen_generate(*d, in.memory, in.mask, steps, p, {}, {}, nullptr, frames);
+  EXPECT_FALSE(torch::equal(codes, musicgen_generate(*d, in.memory, in.mask, steps, p)));
+  torch::NoGradGuard ng;
+  auto seq = delay_pattern_for_training(codes, c.bos_token_id, c.pad_token_id);
+  // The null condition of CFG has no frame condition either.
+  auto f2 = torch::cat({frames.narrow(1, 0, seq.input.size(2)), torch::zeros({1, seq.input.size(2), c.hidden_size})});
+  auto logits = apply_cfg(d->forward(seq.input.repeat({2, 1, 1}), torch::cat({in.memory, torch::zeros_like(in.memory)}),
+                                     torch::cat({in.mask, torch::zeros_like(in.mask)}), nullptr, f2),
+                          2.0);
+  auto sel = seq.mask.unsqueeze(0).expand_as(seq.target);
+  EXPECT_TRUE(torch::equal(logits.argmax(-1).masked_select(sel), seq.target.masked_select(sel)));
 }
 
 TEST(MusicgenDecoder, LoadsCompositeLayoutAndNamesBadTensors) {

@@ -1,6 +1,8 @@
 // `v2m prep`: manifests from a folder of videos, and the feature cache (shards, resume,
 // failed clips listed, readable by the trainer).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "data/manifest.h"
 #include "data/run_config.h"
@@ -74,6 +76,7 @@ TEST(Prep, CacheShardsResumeAndListFailedClips) {
                                          "/configs/model/tiny.yaml\ndata:\n  manifest: " + d.path() +
                                          "/m.jsonl\n  cache_dir: " + d.path() + "/cache\n  shard_size: 2\n");
   auto cfg = data::load_run_config(d.path() + "/run.yaml");
+  clips = data::read_manifest(d.path() + "/m.jsonl").clips;  // with resolved paths, as the trainer reads it
   auto rep = pipeline::prep_cache(cfg, "cpu");
   EXPECT_EQ(rep.clips, 5);
   EXPECT_EQ(rep.shards, 3);
@@ -116,4 +119,10 @@ TEST(Prep, CacheShardsResumeAndListFailedClips) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("v2m prep"), std::string::npos) << e.what();
   }
+  // A clip rewritten in place (same name, new file) is not served from its old shard.
+  const std::string before = train::plan_shards(clips, 2)[0].file;
+  const struct timespec times[2] = {{0, UTIME_OMIT}, {1234567, 0}};  // keep atime, set mtime
+  ASSERT_EQ(::utimensat(AT_FDCWD, clips[0].video_path.c_str(), times, 0), 0);
+  EXPECT_NE(train::plan_shards(clips, 2)[0].file, before);
+  EXPECT_EQ(train::plan_shards(clips, 2)[1].file, plan[1].file);
 }

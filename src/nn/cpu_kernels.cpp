@@ -1,0 +1,213 @@
+#include "nn/cpu_kernels.h"
+
+// GCC 12's AVX-512 intrinsics fill don't-care lanes from a self-initialised "undefined"
+// register, which -W(maybe-)uninitialized reports at every inlined use (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace v2m::nn::kernels {
+
+#define V2M_AVX512 __attribute__((target("avx512f,avx512bw")))
+#define V2M_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+bool has_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return ok;
+}
+
+bool has_avx512_bf16() {
+  static const bool ok = has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
+
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN
+      out[i] = static_cast<uint16_t>((u >> 16) | 0x40u);
+      continue;
+    }
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+    out[i] = static_cast<uint16_t>(u >> 16);
+  }
+}
+
+namespace {
+
+// Sum of the 16 lanes.
+V2M_AVX512 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+// NR weight rows (4 or 1) times R input rows. Each weight vector is loaded once and used R
+// times; the R * NR accumulators stay in registers for the whole row.
+template <int R, int NR>
+V2M_AVX512_BF16 inline void bf16_block(const uint16_t* w, int64_t K, const uint16_t* x, float* y, int64_t ldy,
+                                       int64_t r) {
+  __m512 acc[R][NR];
+  for (int m = 0; m < R; ++m)
+    for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_setzero_ps();
+  const uint16_t* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = w + (r + j) * K;
+  auto step = [&](int64_t k, __mmask32 mask) V2M_AVX512_BF16 {
+    __m512i wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_epi16(mask, wr[j] + k);
+    for (int m = 0; m < R; ++m) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(mask, x + m * K + k);
+      for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, (__m512bh)wv[j]);
+    }
+  };
+  const int64_t full = K / 32 * 32;
+  for (int64_t k = 0; k < full; k += 32) step(k, ~__mmask32(0));
+  if (full < K) step(full, static_cast<__mmask32>((1ull << (K - full)) - 1));
+  for (int m = 0; m < R; ++m)
+    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
+}
+
+template <int R>
+V2M_AVX512_BF16 void bf16_rows(const uint16_t* w, int64_t K, const uint16_t* x, float* y, int64_t ldy, int64_t r0,
+                               int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) bf16_block<R, 4>(w, K, x, y, ldy, r);
+  for (; r < r1; ++r) bf16_block<R, 1>(w, K, x, y, ldy, r);
+}
+
+template <int R, int NR>
+V2M_AVX512 inline void f32_block(const float* w, int64_t K, const float* x, float* y, int64_t ldy, int64_t r) {
+  __m512 acc[R][NR];
+  for (int m = 0; m < R; ++m)
+    for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_setzero_ps();
+  const float* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = w + (r + j) * K;
+  auto step = [&](int64_t k, __mmask16 mask) V2M_AVX512 {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, wr[j] + k);
+    for (int m = 0; m < R; ++m) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + m * K + k);
+      for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
+    }
+  };
+  const int64_t full = K / 16 * 16;
+  for (int64_t k = 0; k < full; k += 16) step(k, static_cast<__mmask16>(0xffff));
+  if (full < K) step(full, static_cast<__mmask16>((1u << (K - full)) - 1));
+  for (int m = 0; m < R; ++m)
+    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
+}
+
+template <int R>
+V2M_AVX512 void f32_rows(const float* w, int64_t K, const float* x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) f32_block<R, 4>(w, K, x, y, ldy, r);
+  for (; r < r1; ++r) f32_block<R, 1>(w, K, x, y, ldy, r);
+}
+
+// e^x for x <= 0 (scores minus their maximum): 2^(x log2 e) split into 2^n 2^f, |f| <= 1/2,
+// 2^f by its degree-6 Taylor polynomial (relative error ~1.2e-7, float's own).
+V2M_AVX512 inline __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5252734e-5f);
+  for (float c : {1.5403530e-4f, 1.3333558e-3f, 9.6181291e-3f, 5.5504109e-2f, 2.4022651e-1f, 6.9314718e-1f, 1.0f})
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+V2M_AVX512 void attend_one_avx512(const float* q, const float* k, const float* v, int64_t len, int64_t dh,
+                                  float scale, float* out, float* s) {
+  const int64_t chunks = dh / 16;
+  __m512 qv[16];  // dh <= 256 on this path
+  for (int64_t c = 0; c < chunks; ++c) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < len; ++t) {
+    const float* kt = k + t * dh;
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kt));
+    for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kt + 16 * c), acc);
+    s[t] = hsum(acc);
+    mx = std::max(mx, s[t]);
+  }
+  const __m512 vmx = _mm512_set1_ps(mx);
+  __m512 vsum = _mm512_setzero_ps();
+  int64_t t = 0;
+  for (; t + 16 <= len; t += 16) {
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + t), vmx));
+    _mm512_storeu_ps(s + t, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  if (t < len) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (len - t)) - 1);
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + t), vmx));
+    _mm512_mask_storeu_ps(s + t, m, e);
+    vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
+  }
+  const float inv = 1.0f / hsum(vsum);
+  __m512 acc[16];
+  for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t u = 0; u < len; ++u) {
+    const __m512 p = _mm512_set1_ps(s[u]);
+    const float* vt = v + u * dh;
+    for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16 * c), acc[c]);
+  }
+  for (int64_t c = 0; c < chunks; ++c) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc[c], _mm512_set1_ps(inv)));
+}
+
+void attend_one_portable(const float* q, const float* k, const float* v, int64_t len, int64_t dh, float scale,
+                         float* out, float* s) {
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < len; ++t) {
+    float acc = 0.0f;
+    for (int64_t d = 0; d < dh; ++d) acc += q[d] * k[t * dh + d];
+    s[t] = acc * scale;
+    mx = std::max(mx, s[t]);
+  }
+  float sum = 0.0f;
+  for (int64_t t = 0; t < len; ++t) sum += (s[t] = std::exp(s[t] - mx));
+  std::fill(out, out + dh, 0.0f);
+  for (int64_t t = 0; t < len; ++t)
+    for (int64_t d = 0; d < dh; ++d) out[d] += s[t] * v[t * dh + d];
+  for (int64_t d = 0; d < dh; ++d) out[d] /= sum;
+}
+
+}  // namespace
+
+void matvec_bf16(const uint16_t* w, int64_t K, const uint16_t* x, int64_t rows, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end) {
+  switch (rows) {
+    case 1: return bf16_rows<1>(w, K, x, y, ldy, row_begin, row_end);
+    case 2: return bf16_rows<2>(w, K, x, y, ldy, row_begin, row_end);
+    case 3: return bf16_rows<3>(w, K, x, y, ldy, row_begin, row_end);
+    case 4: return bf16_rows<4>(w, K, x, y, ldy, row_begin, row_end);
+    default: break;
+  }
+}
+
+void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* y, int64_t ldy,
+                int64_t row_begin, int64_t row_end) {
+  switch (rows) {
+    case 1: return f32_rows<1>(w, K, x, y, ldy, row_begin, row_end);
+    case 2: return f32_rows<2>(w, K, x, y, ldy, row_begin, row_end);
+    case 3: return f32_rows<3>(w, K, x, y, ldy, row_begin, row_end);
+    case 4: return f32_rows<4>(w, K, x, y, ldy, row_begin, row_end);
+    default: break;
+  }
+}
+
+void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
+                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
+  const bool vec = has_avx512() && dh % 16 == 0 && dh <= 256;
+  for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
+    const float* kb = k + bh * capacity * dh;
+    const float* vb = v + bh * capacity * dh;
+    if (vec)
+      attend_one_avx512(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+    else
+      attend_one_portable(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+  }
+}
+
+}  // namespace v2m::nn::kernels

@@ -1,0 +1,43 @@
+// Hand-written CPU kernels for the decode loop's memory-bound shapes: a decoder step at
+// batch 2 (CFG) multiplies every weight matrix by 1-4 vectors and attends one query over the
+// KV cache. Library GEMMs pack and block for large M; here each weight row is streamed once
+// and dotted with the few input rows while it is in registers, so a step runs at the
+// memory bandwidth. LibTorch-free: callers pass raw pointers and split rows across threads.
+//
+// All kernels take row ranges [row_begin, row_end) of the output so a caller can split the
+// work with at::parallel_for; they never allocate.
+#pragma once
+
+#include <cstdint>
+
+namespace v2m::nn::kernels {
+
+// Largest number of input rows the matrix-vector kernels take (more: use a GEMM).
+constexpr int64_t kMaxRows = 4;
+
+// What this CPU runs (cpuid; the OS-enabled AVX-512 state included).
+bool has_avx512();       // AVX-512 F + BW (the fp32 kernels, bf16 <-> fp32 conversion)
+bool has_avx512_bf16();  // AVX-512 BF16 dot products (the bf16 weight kernel)
+
+// Rounds n floats to bf16 (round to nearest even; NaN stays NaN): the input side of the
+// bf16 kernel, as oneDNN rounds activations.
+void round_to_bf16(const float* x, int64_t n, uint16_t* out);
+
+// y[m, r] = sum_k x[m, k] * w[r, k] for m < rows (1..kMaxRows), r in [row_begin, row_end).
+// w: [*, K] row-major (row stride K); x: [rows, K] (row stride K); y: row stride ldy.
+// bf16: w and x bf16 (x from round_to_bf16), fp32 accumulation; needs has_avx512_bf16().
+void matvec_bf16(const uint16_t* w, int64_t K, const uint16_t* x, int64_t rows, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end);
+// fp32: needs has_avx512().
+void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* y, int64_t ldy,
+                int64_t row_begin, int64_t row_end);
+
+// One query per (batch, head) over the first `len` cached keys, no mask (a decode step):
+//   out[bh] = softmax(scale * K[bh, :len] q[bh]) V[bh, :len]
+// q, out: [BH, Dh]; k, v: [BH, capacity, Dh] fp32 (cache layout, row stride Dh);
+// scratch: `len` floats per call, for scores. Pairs bh in [bh_begin, bh_end). Dh % 16 == 0
+// and has_avx512() use AVX-512, anything else a portable loop.
+void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
+                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end);
+
+}  // namespace v2m::nn::kernels

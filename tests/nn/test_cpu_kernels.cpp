@@ -1,0 +1,123 @@
+// The decode loop's streaming kernels (nn/cpu_kernels.h) and their LibTorch wrappers
+// (linear_small, the bf16 weight kernel, attend_cached_step) against ATen references.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "nn/compat.h"
+#include "nn/cpu_kernels.h"
+#include "nn/linear_kernel.h"
+
+using namespace v2m::nn;
+
+namespace {
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+torch::Tensor bf16_bits(const torch::Tensor& x) {  // float -> bf16 via round_to_bf16, as int16 bits
+  torch::Tensor xc = x.contiguous();
+  torch::Tensor out = torch::empty(xc.sizes(), torch::kInt16);
+  kernels::round_to_bf16(xc.data_ptr<float>(), xc.numel(), reinterpret_cast<uint16_t*>(out.data_ptr<int16_t>()));
+  return out;
+}
+
+}  // namespace
+
+TEST(CpuKernels, RoundToBf16MatchesTorchRounding) {
+  torch::manual_seed(0);
+  auto x = torch::randn({4096}) * 100;
+  // Ties: 1 + 2^-8 lies halfway between bf16 neighbours 1 and 1 + 2^-7 (rounds to even: 1);
+  // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6).
+  x[0] = 1.0f + std::ldexp(1.0f, -8);
+  x[1] = 1.0f + 3 * std::ldexp(1.0f, -8);
+  x[2] = std::numeric_limits<float>::infinity();
+  x[3] = -0.0f;
+  auto ours = bf16_bits(x);
+  auto ref = x.to(torch::kBFloat16).view(torch::kInt16);
+  EXPECT_TRUE(torch::equal(ours, ref));
+  auto nan = torch::tensor({std::numeric_limits<float>::quiet_NaN()});
+  auto back = bf16_bits(nan).view(torch::kBFloat16).to(torch::kFloat);
+  EXPECT_TRUE(std::isnan(back.item<float>()));
+}
+
+TEST(CpuKernels, MatvecMatchesReferenceForEveryRowCountAndSplit) {
+  if (!kernels::has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  torch::manual_seed(1);
+  for (int64_t K : {16, 100, 1024}) {
+    const int64_t N = 37;  // not a multiple of the 4-row blocks
+    auto w = torch::randn({N, K});
+    for (int64_t rows = 1; rows <= kernels::kMaxRows; ++rows) {
+      auto x = torch::randn({rows, K});
+      auto ref = torch::matmul(x.to(torch::kDouble), w.to(torch::kDouble).t());
+      auto y = torch::empty({rows, N});
+      // Two ranges with a seam inside a 4-row block: each output row is computed once.
+      kernels::matvec_f32(w.data_ptr<float>(), K, x.data_ptr<float>(), rows, y.data_ptr<float>(), N, 0, 13);
+      kernels::matvec_f32(w.data_ptr<float>(), K, x.data_ptr<float>(), rows, y.data_ptr<float>(), N, 13, N);
+      EXPECT_LT(max_diff(y, ref), 1e-3) << "fp32 K " << K << " rows " << rows;
+      if (!kernels::has_avx512_bf16()) continue;
+      auto wb = bf16_bits(w), xb = bf16_bits(x);
+      auto yb = torch::empty({rows, N});
+      kernels::matvec_bf16(reinterpret_cast<const uint16_t*>(wb.data_ptr<int16_t>()), K,
+                           reinterpret_cast<const uint16_t*>(xb.data_ptr<int16_t>()), rows, yb.data_ptr<float>(), N,
+                           0, N);
+      auto refb = torch::matmul(xb.view(torch::kBFloat16).to(torch::kDouble),
+                                wb.view(torch::kBFloat16).to(torch::kDouble).t());
+      EXPECT_LT(max_diff(yb, refb), 1e-3) << "bf16 K " << K << " rows " << rows;
+    }
+  }
+}
+
+TEST(CpuKernels, LinearSmallAndBf16KernelAgreeWithAtenLinear) {
+  torch::manual_seed(2);
+  torch::NoGradGuard ng;
+  auto w = torch::randn({300, 256}) / 16;
+  for (int64_t rows : {1, 2, 4, 7}) {  // 7: past the kernel, at::linear
+    auto x = torch::randn({rows, 1, 256});
+    auto ref = at::linear(x, w);
+    auto y = linear_small(x, w);
+    ASSERT_EQ(y.sizes(), ref.sizes());
+    EXPECT_LT(max_diff(y, ref), 1e-4) << rows;
+    auto k = make_linear_kernel(w, WeightsDtype::BF16);
+    auto refb = at::linear(x.to(torch::kBFloat16), w.to(torch::kBFloat16)).to(torch::kFloat);
+    auto yb = k->forward(x);
+    ASSERT_EQ(yb.sizes(), refb.sizes());
+    // Same rounding of both operands; only the summation order (and oneDNN's bf16 output
+    // rounding) differ.
+    EXPECT_LT(max_diff(yb, refb), 2e-2) << rows;
+    EXPECT_LT(max_diff(yb, ref), 5e-2) << rows;
+  }
+  // With autograd the kernel steps aside (gradients flow through at::linear).
+  auto wg = w.clone().requires_grad_(true);
+  torch::AutoGradMode on(true);
+  auto yg = linear_small(torch::randn({2, 256}), wg);
+  EXPECT_TRUE(yg.requires_grad());
+}
+
+TEST(CpuKernels, CachedStepAttentionMatchesSoftmaxAttention) {
+  torch::manual_seed(3);
+  torch::NoGradGuard ng;
+  for (int64_t dh : {64, 24}) {  // 64: the AVX-512 path; 24: the portable loop
+    const int64_t B = 2, H = 3, cap = 40;
+    auto kc = torch::randn({B, H, cap, dh}), vc = torch::randn({B, H, cap, dh});
+    auto q = torch::randn({B, 1, H, dh}).transpose(1, 2);  // [B, H, 1, Dh] as heads_of makes it
+    for (int64_t len : {1, 17, 40}) {
+      auto out = attend_cached_step(q, kc, vc, len);
+      ASSERT_TRUE(out.defined());
+      ASSERT_EQ(out.sizes(), (std::vector<int64_t>{B, 1, H * dh}));
+      auto ref = attention(q, kc.narrow(2, 0, len), vc.narrow(2, 0, len), {}, false).transpose(1, 2).reshape({B, 1, -1});
+      EXPECT_LT(max_diff(out, ref), 1e-5) << "dh " << dh << " len " << len;
+    }
+  }
+  // Shapes the kernel does not take come back undefined (the caller uses attention()).
+  auto kc = torch::randn({1, 2, 8, 16});
+  EXPECT_FALSE(attend_cached_step(torch::randn({1, 2, 2, 16}), kc, kc, 4).defined());  // two queries
+  EXPECT_FALSE(attend_cached_step(torch::randn({1, 2, 1, 16}), kc, kc, 9).defined());  // past capacity
+  EXPECT_FALSE(
+      attend_cached_step(torch::randn({1, 2, 1, 16}).to(torch::kDouble), kc.to(torch::kDouble), kc.to(torch::kDouble), 4)
+          .defined());
+}
