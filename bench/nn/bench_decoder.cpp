@@ -8,8 +8,12 @@
 //    the mean of the three is the clip's mean step), set_memory (cross K/V once per window);
 //  - the bytes of weights a step streams and the key ratio
 //      step time / (weight bytes per step / triad bandwidth measured in this same run);
+//  - the same against weights + the self-attention K/V a step reads (kv_dtype: bf16 with
+//    bf16 weights on AVX-512 CPUs), the whole of what a step streams;
 //  - agreement with fp32 on the same weights: logits max |diff|, cosine, and the top-1
-//    (greedy) token match rate over a teacher-forced sequence.
+//    (greedy) token match rate over a teacher-forced sequence, once as one full forward and
+//    once token by token through the KV cache (`stepwise_*`: the kernels and cache dtype
+//    generation uses) against the fp32 full forward.
 // JSON on stdout.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -41,6 +45,17 @@ Agreement agree(const at::Tensor& ref, const at::Tensor& got) {
   a.cosine = (r.dot(g) / (r.norm() * g.norm())).item<double>();
   a.top1 = ref.argmax(-1).eq(got.argmax(-1)).to(at::kDouble).mean().item<double>();
   return a;
+}
+
+// Logits of `codes` fed one token at a time through a KV cache: the path generation takes
+// (the step kernels, the cache's dtype), teacher-forced.
+at::Tensor stepwise_logits(MusicgenDecoder& dec, const at::Tensor& codes, const at::Tensor& memory,
+                           const at::Tensor& mask) {
+  KVCache cache = dec->make_cache(codes.size(0), codes.size(2));
+  dec->set_memory(cache, memory, mask);
+  std::vector<at::Tensor> parts;
+  for (int64_t t = 0; t < codes.size(2); ++t) parts.push_back(dec->forward(codes.narrow(2, t, 1), {}, {}, &cache));
+  return at::cat(parts, 2);
 }
 
 }  // namespace
@@ -88,6 +103,7 @@ int main(int argc, char** argv) {
       dec->set_weights_dtype(dt);
     }
     const Agreement a = agree(ref_logits, dec->forward(codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1)));
+    const Agreement st = agree(ref_logits, stepwise_logits(dec, codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1)));
 
     KVCache cache = dec->make_cache(B2, capacity);
     double t0 = now_s();
@@ -96,8 +112,8 @@ int main(int argc, char** argv) {
     at::Tensor tok = at::full({B2, K, 1}, cfg.bos_token_id, at::kLong);
     dec->forward(tok, {}, {}, &cache);  // prefill (BOS); the cache entries below are random
     for (size_t l = 0; l < cache.self_k.size(); ++l) {
-      cache.self_k[l].normal_();
-      cache.self_v[l].normal_();
+      cache.self_k[l].copy_(at::randn(cache.self_k[l].sizes()));  // via fp32: bf16 caches too
+      cache.self_v[l].copy_(at::randn(cache.self_v[l].sizes()));
     }
     std::vector<double> at_pos;
     for (int64_t p : {int64_t(1), capacity / 2, capacity - steps - 1}) {
@@ -114,16 +130,24 @@ int main(int argc, char** argv) {
     const double mean_ms = (at_pos[0] + at_pos[1] + at_pos[2]) / 3.0;
     const double wbytes = static_cast<double>(dec->step_weight_bytes());
     const double bound_ms = wbytes / (bw * 1e9) * 1e3;
-    char buf[1024];
+    // Self-attention K/V a step reads, averaged over the three positions timed.
+    const double mean_pos = (1.0 + capacity / 2 + (capacity - steps - 1)) / 3.0 + 1.0;
+    const double kv_bytes = 2.0 * cfg.num_hidden_layers * B2 * Dm * mean_pos * at::elementSize(cache.self_k[0].scalar_type());
+    const double kv_bound_ms = (wbytes + kv_bytes) / (bw * 1e9) * 1e3;
+    char buf[2048];
     std::snprintf(buf, sizeof buf,
                   "%s    {\"weights_dtype\": \"%s\", \"weight_bytes_per_step\": %.0f, \"set_memory_ms\": %.1f,\n"
                   "     \"step_ms_start\": %.2f, \"step_ms_mid\": %.2f, \"step_ms_end\": %.2f, \"step_ms_mean\": %.2f,\n"
                   "     \"bandwidth_bound_ms\": %.2f, \"step_over_bound\": %.2f, \"implied_weight_gbs\": %.2f,\n"
                   "     \"decoder_s_for_clip\": %.1f, \"logits_max_abs_diff\": %.3g, \"logits_max_abs\": %.3g,\n"
-                  "     \"logits_cosine\": %.6f, \"top1_match\": %.4f}",
+                  "     \"logits_cosine\": %.6f, \"top1_match\": %.4f,\n"
+                  "     \"kv_dtype\": \"%s\", \"kv_bytes_per_step_mean\": %.0f, \"weights_plus_kv_bound_ms\": %.2f,\n"
+                  "     \"step_over_weights_plus_kv_bound\": %.2f, \"stepwise_logits_cosine\": %.6f,\n"
+                  "     \"stepwise_logits_max_abs_diff\": %.3g, \"stepwise_top1_match\": %.4f}",
                   first ? "" : ",\n", name.c_str(), wbytes, set_memory_ms, at_pos[0], at_pos[1], at_pos[2], mean_ms,
                   bound_ms, mean_ms / bound_ms, wbytes / (mean_ms * 1e6), mean_ms * frames / 1e3, a.max_abs, a.max_ref,
-                  a.cosine, a.top1);
+                  a.cosine, a.top1, c10::toString(cache.self_k[0].scalar_type()), kv_bytes, kv_bound_ms,
+                  mean_ms / kv_bound_ms, st.cosine, st.max_abs, st.top1);
     rows << buf;
     first = false;
   }

@@ -118,16 +118,24 @@ V2M_AVX512 inline __m512 exp_nonpositive(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-V2M_AVX512 void attend_one_avx512(const float* q, const float* k, const float* v, int64_t len, int64_t dh,
-                                  float scale, float* out, float* s) {
+// 16 cache entries as floats: fp32 as is, bf16 widened (its bits are the top half of a float).
+V2M_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+V2M_AVX512 inline __m512 load16(const uint16_t* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+template <typename T>
+V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_t len, int64_t dh, float scale,
+                                  float* out, float* s) {
   const int64_t chunks = dh / 16;
   __m512 qv[16];  // dh <= 256 on this path
   for (int64_t c = 0; c < chunks; ++c) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
   float mx = -INFINITY;
   for (int64_t t = 0; t < len; ++t) {
-    const float* kt = k + t * dh;
-    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kt));
-    for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kt + 16 * c), acc);
+    const T* kt = k + t * dh;
+    __m512 acc = _mm512_mul_ps(qv[0], load16(kt));
+    for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kt + 16 * c), acc);
     s[t] = hsum(acc);
     mx = std::max(mx, s[t]);
   }
@@ -150,18 +158,27 @@ V2M_AVX512 void attend_one_avx512(const float* q, const float* k, const float* v
   for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t u = 0; u < len; ++u) {
     const __m512 p = _mm512_set1_ps(s[u]);
-    const float* vt = v + u * dh;
-    for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16 * c), acc[c]);
+    const T* vt = v + u * dh;
+    for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(p, load16(vt + 16 * c), acc[c]);
   }
   for (int64_t c = 0; c < chunks; ++c) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc[c], _mm512_set1_ps(inv)));
 }
 
-void attend_one_portable(const float* q, const float* k, const float* v, int64_t len, int64_t dh, float scale,
-                         float* out, float* s) {
+inline float to_float(float x) { return x; }
+inline float to_float(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+template <typename T>
+void attend_one_portable(const float* q, const T* k, const T* v, int64_t len, int64_t dh, float scale, float* out,
+                         float* s) {
   float mx = -INFINITY;
   for (int64_t t = 0; t < len; ++t) {
     float acc = 0.0f;
-    for (int64_t d = 0; d < dh; ++d) acc += q[d] * k[t * dh + d];
+    for (int64_t d = 0; d < dh; ++d) acc += q[d] * to_float(k[t * dh + d]);
     s[t] = acc * scale;
     mx = std::max(mx, s[t]);
   }
@@ -169,8 +186,22 @@ void attend_one_portable(const float* q, const float* k, const float* v, int64_t
   for (int64_t t = 0; t < len; ++t) sum += (s[t] = std::exp(s[t] - mx));
   std::fill(out, out + dh, 0.0f);
   for (int64_t t = 0; t < len; ++t)
-    for (int64_t d = 0; d < dh; ++d) out[d] += s[t] * v[t * dh + d];
+    for (int64_t d = 0; d < dh; ++d) out[d] += s[t] * to_float(v[t * dh + d]);
   for (int64_t d = 0; d < dh; ++d) out[d] /= sum;
+}
+
+template <typename T>
+void attend_one(const float* q, const T* k, const T* v, int64_t capacity, int64_t len, int64_t dh, float scale,
+                float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
+  const bool vec = has_avx512() && dh % 16 == 0 && dh <= 256;
+  for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
+    const T* kb = k + bh * capacity * dh;
+    const T* vb = v + bh * capacity * dh;
+    if (vec)
+      attend_one_avx512(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+    else
+      attend_one_portable(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+  }
 }
 
 }  // namespace
@@ -199,15 +230,12 @@ void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* 
 
 void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
-  const bool vec = has_avx512() && dh % 16 == 0 && dh <= 256;
-  for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
-    const float* kb = k + bh * capacity * dh;
-    const float* vb = v + bh * capacity * dh;
-    if (vec)
-      attend_one_avx512(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
-    else
-      attend_one_portable(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
-  }
+  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end);
+}
+
+void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64_t capacity, int64_t len, int64_t dh,
+                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
+  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end);
 }
 
 }  // namespace v2m::nn::kernels

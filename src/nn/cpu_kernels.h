@@ -34,10 +34,13 @@ void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* 
 
 // One query per (batch, head) over the first `len` cached keys, no mask (a decode step):
 //   out[bh] = softmax(scale * K[bh, :len] q[bh]) V[bh, :len]
-// q, out: [BH, Dh]; k, v: [BH, capacity, Dh] fp32 (cache layout, row stride Dh);
+// q, out: [BH, Dh] fp32; k, v: [BH, capacity, Dh] (cache layout, row stride Dh);
 // scratch: `len` floats per call, for scores. Pairs bh in [bh_begin, bh_end). Dh % 16 == 0
 // and has_avx512() use AVX-512, anything else a portable loop.
 void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end);
+// The same over a bf16 cache (half the bytes per step; fp32 arithmetic).
+void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64_t capacity, int64_t len, int64_t dh,
+                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end);
 
 }  // namespace v2m::nn::kernels

@@ -177,21 +177,28 @@ at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight) {
 }
 
 at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len) {
+  const auto kv = k_cache.scalar_type();
   if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
-      k_cache.scalar_type() != at::kFloat || v_cache.scalar_type() != at::kFloat || !k_cache.is_contiguous() ||
+      (kv != at::kFloat && kv != at::kBFloat16) || v_cache.scalar_type() != kv || !k_cache.is_contiguous() ||
       !v_cache.is_contiguous() || k_cache.sizes() != v_cache.sizes() || len < 1 || len > k_cache.size(2) ||
       (at::GradMode::is_enabled() && (q.requires_grad() || k_cache.requires_grad() || v_cache.requires_grad())))
     return {};
   const int64_t B = q.size(0), H = q.size(1), Dh = q.size(3), cap = k_cache.size(2);
   at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order = [B, 1, H Dh]
-  const float *qp = qc.data_ptr<float>(), *kp = k_cache.data_ptr<float>(), *vp = v_cache.data_ptr<float>();
+  const float* qp = qc.data_ptr<float>();
   float* op = out.data_ptr<float>();
+  const void *kp = k_cache.data_ptr(), *vp = v_cache.data_ptr();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
   at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scores;
     if (static_cast<int64_t>(scores.size()) < len) scores.resize(static_cast<size_t>(len));
-    kernels::attend_one_f32(qp, kp, vp, cap, len, Dh, scale, op, scores.data(), b, e);
+    if (kv == at::kFloat)
+      kernels::attend_one_f32(qp, static_cast<const float*>(kp), static_cast<const float*>(vp), cap, len, Dh, scale,
+                              op, scores.data(), b, e);
+    else
+      kernels::attend_one_bf16(qp, static_cast<const uint16_t*>(kp), static_cast<const uint16_t*>(vp), cap, len, Dh,
+                               scale, op, scores.data(), b, e);
   });
   return out;
 }

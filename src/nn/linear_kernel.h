@@ -44,9 +44,10 @@ std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, Weigh
 // anything else through at::linear.
 at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight);
 
-// One decode step of cached self-attention: q [B, H, 1, Dh] against the first `len` entries
-// of k_cache/v_cache [B, H, capacity, Dh] (no mask) -> [B, 1, H * Dh]. Undefined when the
-// inputs do not fit the kernel (not CPU fp32, not contiguous, autograd): use attention().
+// One decode step of cached self-attention: q [B, H, 1, Dh] fp32 against the first `len`
+// entries of k_cache/v_cache [B, H, capacity, Dh] fp32 or bf16 (no mask) -> [B, 1, H * Dh].
+// Undefined when the inputs do not fit the kernel (not CPU, other dtypes, not contiguous,
+// autograd): use attention().
 at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len);
 
 }  // namespace v2m::nn

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "nn/compat.h"
+#include "nn/cpu_kernels.h"
 #include "nn/delay_pattern.h"
 #include "v2m/error.h"
 
@@ -216,6 +217,10 @@ at::Tensor MusicgenDecoderLayerImpl::forward(const at::Tensor& x_in, KVCache* ca
   }
   at::Tensor o;  // a decode step: one query over the cache through the streaming kernel
   if (cache && T == 1) o = attend_cached_step(q, cache->self_k[layer], cache->self_v[layer], cache->pos + 1);
+  if (!o.defined() && k.scalar_type() != q.scalar_type()) {  // a bf16 cache outside the kernel (prefill)
+    k = k.to(q.scalar_type());
+    v = v.to(q.scalar_type());
+  }
   at::Tensor x = x_in + (o.defined() ? self_attn->project(self_attn->out_proj, o)
                                      : self_attn->attend(q, k, v, {}, /*causal=*/T > 1));
   if (cross_k.defined()) {
@@ -256,9 +261,16 @@ at::Tensor MusicgenDecoderImpl::positions(int64_t start, int64_t count, const at
   return positions_.narrow(0, start, count);
 }
 
+at::ScalarType MusicgenDecoderImpl::kv_dtype() const {
+  const at::Tensor& ln = model->decoder->layer_norm->weight;
+  const bool bf16 = weights_dtype_ == WeightsDtype::BF16 && ln.device().is_cpu() && ln.scalar_type() == at::kFloat &&
+                    kernels::has_avx512();
+  return bf16 ? at::kBFloat16 : ln.scalar_type();
+}
+
 KVCache MusicgenDecoderImpl::make_cache(int64_t batch, int64_t capacity) const {
   const int64_t H = cfg.num_attention_heads, Dh = cfg.hidden_size / H;
-  const auto opts = model->decoder->layer_norm->weight.options();
+  const auto opts = model->decoder->layer_norm->weight.options().dtype(kv_dtype());
   KVCache c;
   c.batch = batch;
   c.capacity = capacity;
@@ -493,7 +505,7 @@ at::Tensor musicgen_generate(MusicgenDecoderImpl& dec, const at::Tensor& memory,
   KVCache& cache = reuse ? *reuse : own;
   const at::Tensor& ln = dec.model->decoder->layer_norm->weight;
   if (cache.batch != B2 || cache.capacity < L || cache.self_k.size() != static_cast<size_t>(cfg.num_hidden_layers) ||
-      cache.self_k[0].scalar_type() != ln.scalar_type() || cache.self_k[0].device() != ln.device())
+      cache.self_k[0].scalar_type() != dec.kv_dtype() || cache.self_k[0].device() != ln.device())
     cache = dec.make_cache(B2, L);
   cache.reset();
   cache.cross_k.clear();

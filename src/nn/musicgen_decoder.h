@@ -154,7 +154,11 @@ struct MusicgenDecoderImpl : torch::nn::Module {
   at::Tensor hidden_states(const at::Tensor& codes, const at::Tensor& memory, const at::Tensor& memory_mask,
                            KVCache* cache, const at::Tensor& frame_cond = {});
 
+  // Self-attention cache in kv_dtype(): bf16 once the weights are bf16 on a CPU whose
+  // attention kernel reads it (half the bytes a step streams from the cache), else the
+  // decoder's float dtype.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
+  at::ScalarType kv_dtype() const;
   // Computes cross-attention K/V of every layer for memory [B, S, D] + mask [B, S] into `cache`.
   void set_memory(KVCache& cache, const at::Tensor& memory, const at::Tensor& memory_mask);
 

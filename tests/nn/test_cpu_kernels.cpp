@@ -121,3 +121,19 @@ TEST(CpuKernels, CachedStepAttentionMatchesSoftmaxAttention) {
       attend_cached_step(torch::randn({1, 2, 1, 16}).to(torch::kDouble), kc.to(torch::kDouble), kc.to(torch::kDouble), 4)
           .defined());
 }
+
+TEST(CpuKernels, Bf16CacheStepAttentionMatchesAttentionOnTheRoundedCache) {
+  torch::manual_seed(4);
+  torch::NoGradGuard ng;
+  for (int64_t dh : {64, 24}) {
+    const int64_t B = 2, H = 2, cap = 33, len = 30;
+    auto kc = torch::randn({B, H, cap, dh}).to(torch::kBFloat16), vc = torch::randn({B, H, cap, dh}).to(torch::kBFloat16);
+    auto q = torch::randn({B, H, 1, dh});
+    auto out = attend_cached_step(q, kc, vc, len);
+    ASSERT_TRUE(out.defined());
+    auto ref = attention(q, kc.narrow(2, 0, len).to(torch::kFloat), vc.narrow(2, 0, len).to(torch::kFloat), {}, false)
+                   .transpose(1, 2)
+                   .reshape({B, 1, -1});
+    EXPECT_LT(max_diff(out, ref), 1e-5) << "dh " << dh;
+  }
+}

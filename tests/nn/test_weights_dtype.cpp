@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "nn/cpu_kernels.h"
 #include "nn/musicgen_decoder.h"
 #include "nn/state_dict.h"
 #include "test_util.h"
@@ -70,6 +71,9 @@ TEST(WeightsDtype, Bf16AndInt8LogitsAgreeWithFp32) {
     // The incremental (KV cache) path of the converted decoder matches its own full pass
     // (int8 quantizes each call's activations with one scale, so the split changes rounding).
     auto cache = d->make_cache(2, 12);
+    // bf16 weights on AVX-512 keep a bf16 self-attention cache (the step kernel reads it).
+    const bool bf16_cache = k.dt == WeightsDtype::BF16 && kernels::has_avx512();
+    EXPECT_EQ(cache.self_k[0].scalar_type(), bf16_cache ? torch::kBFloat16 : torch::kFloat);
     d->set_memory(cache, memory, mask);
     std::vector<torch::Tensor> parts{d->forward(codes.narrow(2, 0, 4), {}, {}, &cache)};
     for (int64_t t = 4; t < 12; ++t) parts.push_back(d->forward(codes.narrow(2, t, 1), {}, {}, &cache));
@@ -77,6 +81,7 @@ TEST(WeightsDtype, Bf16AndInt8LogitsAgreeWithFp32) {
   }
   auto fp = make(c);
   fp->set_weights_dtype(WeightsDtype::FP32);  // no-op
+  EXPECT_EQ(fp->make_cache(1, 4).self_k[0].scalar_type(), torch::kFloat);
   EXPECT_TRUE(torch::equal(fp->forward(codes, memory, mask), want));
 }
 
