@@ -44,26 +44,37 @@ namespace {
 V2M_AVX512 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 // NR weight rows (4 or 1) times R input rows. Each weight vector is loaded once and used R
-// times; the R * NR accumulators stay in registers for the whole row.
+// times; the R * NR accumulators stay in registers for the whole row (the main loop uses
+// plain loads: with masked loads in it GCC stored every accumulator back to the stack each
+// iteration, as if the load might read them). The rows of the next block are prefetched as these are read: rows of 1-4 KB
+// are too short for the hardware prefetcher to ramp up on its own.
 template <int R, int NR>
 V2M_AVX512_BF16 inline void bf16_block(const uint16_t* w, int64_t K, const uint16_t* x, float* y, int64_t ldy,
                                        int64_t r) {
   __m512 acc[R][NR];
   for (int m = 0; m < R; ++m)
     for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_setzero_ps();
-  const uint16_t* wr[NR];
-  for (int j = 0; j < NR; ++j) wr[j] = w + (r + j) * K;
-  auto step = [&](int64_t k, __mmask32 mask) V2M_AVX512_BF16 {
+  const uint16_t* wr = w + r * K;
+  const int64_t full = K / 32 * 32;
+  for (int64_t k = 0; k < full; k += 32) {
     __m512i wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_epi16(mask, wr[j] + k);
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = _mm512_loadu_si512(wr + j * K + k);
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (NR + j) * K + k), _MM_HINT_T0);
+    }
     for (int m = 0; m < R; ++m) {
-      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(mask, x + m * K + k);
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + m * K + k);
       for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, (__m512bh)wv[j]);
     }
-  };
-  const int64_t full = K / 32 * 32;
-  for (int64_t k = 0; k < full; k += 32) step(k, ~__mmask32(0));
-  if (full < K) step(full, static_cast<__mmask32>((1ull << (K - full)) - 1));
+  }
+  if (full < K) {  // the last partial chunk, masked
+    const __mmask32 mask = static_cast<__mmask32>((1ull << (K - full)) - 1);
+    for (int m = 0; m < R; ++m) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(mask, x + m * K + full);
+      for (int j = 0; j < NR; ++j)
+        acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, (__m512bh)_mm512_maskz_loadu_epi16(mask, wr + j * K + full));
+    }
+  }
   for (int m = 0; m < R; ++m)
     for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
 }
@@ -76,24 +87,33 @@ V2M_AVX512_BF16 void bf16_rows(const uint16_t* w, int64_t K, const uint16_t* x, 
   for (; r < r1; ++r) bf16_block<R, 1>(w, K, x, y, ldy, r);
 }
 
+// The same in fp32 (16 floats per vector).
 template <int R, int NR>
 V2M_AVX512 inline void f32_block(const float* w, int64_t K, const float* x, float* y, int64_t ldy, int64_t r) {
   __m512 acc[R][NR];
   for (int m = 0; m < R; ++m)
     for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_setzero_ps();
-  const float* wr[NR];
-  for (int j = 0; j < NR; ++j) wr[j] = w + (r + j) * K;
-  auto step = [&](int64_t k, __mmask16 mask) V2M_AVX512 {
+  const float* wr = w + r * K;
+  const int64_t full = K / 16 * 16;
+  for (int64_t k = 0; k < full; k += 16) {
     __m512 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, wr[j] + k);
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = _mm512_loadu_ps(wr + j * K + k);
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (NR + j) * K + k), _MM_HINT_T0);
+    }
     for (int m = 0; m < R; ++m) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + m * K + k);
+      const __m512 xv = _mm512_loadu_ps(x + m * K + k);
       for (int j = 0; j < NR; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
     }
-  };
-  const int64_t full = K / 16 * 16;
-  for (int64_t k = 0; k < full; k += 16) step(k, static_cast<__mmask16>(0xffff));
-  if (full < K) step(full, static_cast<__mmask16>((1u << (K - full)) - 1));
+  }
+  if (full < K) {  // the last partial chunk, masked
+    const __mmask16 mask = static_cast<__mmask16>((1u << (K - full)) - 1);
+    for (int m = 0; m < R; ++m) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + m * K + full);
+      for (int j = 0; j < NR; ++j)
+        acc[m][j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, wr + j * K + full), acc[m][j]);
+    }
+  }
   for (int m = 0; m < R; ++m)
     for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
 }
