@@ -40,9 +40,6 @@ void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
 
 namespace {
 
-// Sum of the 16 lanes.
-V2M_AVX512 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
-
 // NR weight rows (4 or 1) times R input rows. Each weight vector is loaded once and used R
 // times; the R * NR accumulators stay in registers for the whole row (the main loop uses
 // plain loads: with masked loads in it GCC stored every accumulator back to the stack each
@@ -76,7 +73,7 @@ V2M_AVX512_BF16 inline void bf16_block(const uint16_t* w, int64_t K, const uint1
     }
   }
   for (int m = 0; m < R; ++m)
-    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
+    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = _mm512_reduce_add_ps(acc[m][j]);
 }
 
 template <int R>
@@ -115,7 +112,7 @@ V2M_AVX512 inline void f32_block(const float* w, int64_t K, const float* x, floa
     }
   }
   for (int m = 0; m < R; ++m)
-    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = hsum(acc[m][j]);
+    for (int j = 0; j < NR; ++j) y[m * ldy + r + j] = _mm512_reduce_add_ps(acc[m][j]);
 }
 
 template <int R>
@@ -156,7 +153,7 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
     const T* kt = k + t * dh;
     __m512 acc = _mm512_mul_ps(qv[0], load16(kt));
     for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kt + 16 * c), acc);
-    s[t] = hsum(acc);
+    s[t] = _mm512_reduce_add_ps(acc);
     mx = std::max(mx, s[t]);
   }
   const __m512 vmx = _mm512_set1_ps(mx);
@@ -173,7 +170,7 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
     _mm512_mask_storeu_ps(s + t, m, e);
     vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
   }
-  const float inv = 1.0f / hsum(vsum);
+  const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
   __m512 acc[16];
   for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t u = 0; u < len; ++u) {

@@ -72,6 +72,23 @@ at::Tensor matvec_f32(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
   return y;
 }
 
+// The bf16 weight [out, in] times <= kMaxRows float rows: the rows are rounded to bf16 as
+// oneDNN rounds them, sums are fp32.
+at::Tensor matvec_bf16(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+  const int64_t out = w.size(0), in = w.size(1);
+  at::Tensor xc = x.contiguous(), y = output_like(x, out);
+  thread_local std::vector<uint16_t> xb;  // grows to the widest input once, then reused
+  if (static_cast<int64_t>(xb.size()) < rows * in) xb.resize(static_cast<size_t>(rows * in));
+  const uint16_t* xbp = xb.data();
+  kernels::round_to_bf16(xc.data_ptr<float>(), rows * in, xb.data());
+  const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
+    kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
+  });
+  return y;
+}
+
 class Fp32Kernel : public LinearKernel {
  public:
   explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous()) {}
@@ -88,19 +105,7 @@ class Bf16Kernel : public LinearKernel {
   explicit Bf16Kernel(const at::Tensor& w) : w_(w.to(at::kBFloat16).contiguous()) {}
   at::Tensor forward(const at::Tensor& x) const override {
     const int64_t rows = kernels::has_avx512_bf16() ? matvec_rows(x, w_) : 0;
-    if (!rows) return at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
-    const int64_t out = w_.size(0), in = w_.size(1);
-    at::Tensor xc = x.contiguous(), y = output_like(x, out);
-    thread_local std::vector<uint16_t> xb;  // grows to the widest input once, then reused
-    if (static_cast<int64_t>(xb.size()) < rows * in) xb.resize(static_cast<size_t>(rows * in));
-    uint16_t* xbp = xb.data();
-    kernels::round_to_bf16(xc.data_ptr<float>(), rows * in, xbp);
-    const auto* wp = reinterpret_cast<const uint16_t*>(w_.data_ptr<at::BFloat16>());
-    float* yp = y.data_ptr<float>();
-    at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
-      kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
-    });
-    return y;
+    return rows ? matvec_bf16(x, w_, rows) : at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
   }
   int64_t bytes() const override { return w_.numel() * 2; }
   WeightsDtype dtype() const override { return WeightsDtype::BF16; }

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   // (bench_decoder: 653 ms -> 126 ms per musicgen-small step on 2 cores). libgomp reads
   // OMP_WAIT_POLICY when it loads, before main, so set it and re-exec once. A short spin
   // (GOMP_SPINCOUNT 30000, tens of microseconds) before sleeping still pays: a decode step
-  // runs ~170 parallel regions back to back, and waking sleeping workers for each cost a
+  // runs ~220 parallel regions back to back, and waking sleeping workers for each cost a
   // third of the step (bench_decoder bf16: 113 -> 76 ms per step on 2 cores).
   if (!std::getenv("OMP_WAIT_POLICY")) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
