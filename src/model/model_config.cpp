@@ -19,8 +19,10 @@ void ModelConfig::validate(const std::string& source) const {
   if (decoder.hidden_size % decoder.num_attention_heads) bad("decoder.hidden_size is not divisible by decoder.num_attention_heads");
   if (clip.hidden_size % clip.num_attention_heads) bad("clip.hidden_size is not divisible by clip.num_attention_heads");
   if (clip.image_size % clip.patch_size) bad("clip.image_size is not a multiple of clip.patch_size");
-  if (decoder.num_codebooks != codec.num_codebooks)
-    bad("decoder.num_codebooks (" + std::to_string(decoder.num_codebooks) + ") != codec.num_codebooks (" +
+  // The decoder models the first num_codebooks of the codec's residual codebooks (as
+  // EnCodec's bandwidth choice does); the codec decodes that prefix.
+  if (decoder.num_codebooks > codec.num_codebooks)
+    bad("decoder.num_codebooks (" + std::to_string(decoder.num_codebooks) + ") > codec.num_codebooks (" +
         std::to_string(codec.num_codebooks) + ")");
   if (decoder.vocab_size != codec.codebook_size)
     bad("decoder.vocab_size (" + std::to_string(decoder.vocab_size) + ") != codec.codebook_size (" +

@@ -5,12 +5,19 @@
 #include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <vector>
 
 #include "nn/cpu_kernels.h"
+#include "nn/parallel.h"
 #include "v2m/error.h"
+
+// at::parallel_for below forks only if this file is compiled with OpenMP (see nn/parallel.h).
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "linear_kernel.cpp must be compiled with OpenMP: without it at::parallel_for runs serially here"
+#endif
 
 namespace v2m::nn {
 
@@ -206,6 +213,13 @@ at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, co
                                scale, op, scores.data(), b, e);
   });
   return out;
+}
+
+int kernel_parallel_threads() {
+  std::atomic<uint64_t> seen{0};
+  const int64_t n = std::min<int64_t>(at::get_num_threads(), 64);
+  at::parallel_for(0, n, 1, [&](int64_t, int64_t) { seen |= uint64_t{1} << (at::get_thread_num() % 64); });
+  return __builtin_popcountll(seen.load());
 }
 
 std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, WeightsDtype dtype) {

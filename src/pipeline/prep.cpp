@@ -143,10 +143,12 @@ PrepReport prep_cache(const data::RunConfig& cfg, const std::string& device) {
         at::Tensor wav = at::from_blob(a.samples.data(), {1, 1, static_cast<int64_t>(a.samples.size())}, at::kFloat)
                              .clone()
                              .to(dev);
-        at::Tensor codes = model->codec->encode(wav);  // [1, K, T]
-        if (codes.dim() != 3 || codes.size(1) != mc.decoder.num_codebooks)
-          throw Error("codec produced " + std::to_string(codes.size(1)) + " codebooks, decoder expects " +
-                      std::to_string(mc.decoder.num_codebooks));
+        // Every codebook of the codec: the cache is keyed by the codec, not the decoder, so a
+        // decoder modelling fewer of them reads a prefix of the same codes.
+        at::Tensor codes = model->codec->encode(wav);  // [1, Kc, T]
+        if (codes.dim() != 3 || codes.size(1) != mc.codec.num_codebooks)
+          throw Error("codec produced " + std::to_string(codes.size(1)) + " codebooks, its config says " +
+                      std::to_string(mc.codec.num_codebooks));
         train::CachedClip cc;
         cc.id = c.id;
         cc.clip = f.clip;

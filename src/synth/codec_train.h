@@ -16,6 +16,7 @@ struct CodecRunOptions {
   int64_t steps = -1;                  // > 0: train until this global step (overrides the config)
   bool eval_only = false;              // evaluate the latest checkpoint (or the exported codec) only
   bool fresh = false;                  // ignore existing checkpoints (they are not deleted)
+  int64_t codebooks = 0;               // > 0: evaluate with only the first N codebooks (lower bandwidth)
   // step, total steps; called after every step.
   std::function<void(int64_t step, int64_t total)> on_step;
 };
@@ -27,6 +28,7 @@ struct CodecEvalResult {
   double si_snr_db = 0;      // mean over clips
   double mel_distance = 0;   // mean over clips (log10-mel L1, multi-scale)
   int64_t step = 0;
+  int64_t codebooks = 0;     // codebooks the evaluation decoded
 };
 
 // Trains (resuming from the latest checkpoint unless fresh), exports the codec to

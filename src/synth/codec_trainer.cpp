@@ -188,8 +188,13 @@ void export_codec(nn::Encodec& codec, const std::string& dir) {
 }
 
 CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, const std::string& split,
-                               int64_t max_clips, const CodecLossConfig& loss) {
+                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks) {
   at::NoGradGuard ng;
+  const int64_t all = codec->cfg.num_codebooks;
+  if (codebooks < 0 || codebooks > all)
+    throw Error(describe("cannot evaluate codec", "codebooks", "asked for " + std::to_string(codebooks) +
+                                                                    ", the codec has " + std::to_string(all)));
+  const int64_t nq = codebooks > 0 ? codebooks : all;
   const bool was_training = codec->is_training();
   codec->eval();
   const auto m = data::read_manifest(manifest);
@@ -200,12 +205,13 @@ CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, 
   const auto scales = mel_scales(static_cast<int>(loss.mel_min_log2), static_cast<int>(loss.mel_max_log2));
   CodecEvalResult r;
   r.split = split;
+  r.codebooks = nq;
   for (const auto& c : clips) {
     const media::Audio a = media::decode_audio(c.audio_path, sr, 1, c.start, c.duration);
     const int64_t n = a.frames();
     if (n < (int64_t{1} << loss.mel_max_log2)) continue;
     const at::Tensor x = at::from_blob(const_cast<float*>(a.samples.data()), {1, 1, n}, at::kFloat).clone();
-    const at::Tensor y = codec->decode(codec->encode(x)).slice(2, 0, n);
+    const at::Tensor y = codec->decode(codec->encode(x).slice(1, 0, nq)).slice(2, 0, n);
     r.si_snr_db += si_snr(y.view({-1}), x.view({-1})).item<double>();
     r.mel_distance += mel_distance(y, x, scales, sr).item<double>();
     r.seconds += static_cast<double>(n) / sr;
@@ -455,7 +461,7 @@ struct Trainer {
 };
 
 nlohmann::json eval_json(const CodecEvalResult& r) {
-  return {{"split", r.split}, {"clips", r.clips}, {"seconds", r.seconds}, {"si_snr_db", r.si_snr_db},
+  return {{"split", r.split}, {"clips", r.clips}, {"codebooks", r.codebooks}, {"seconds", r.seconds}, {"si_snr_db", r.si_snr_db},
           {"mel_distance", r.mel_distance}, {"step", r.step}};
 }
 
@@ -481,7 +487,8 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
       codec = nn::load_encodec(export_dir);
       at_step = 0;
     }
-    CodecEvalResult r = evaluate_codec(codec, cfg.data.manifest, cfg.data.eval_split, cfg.data.max_eval_clips, cfg.loss);
+    CodecEvalResult r =
+        evaluate_codec(codec, cfg.data.manifest, cfg.data.eval_split, cfg.data.max_eval_clips, cfg.loss, o.codebooks);
     r.step = at_step;
     return r;
   }

@@ -149,8 +149,10 @@ at::Tensor random_indices(int64_t count, int64_t n, Rng& rng);
 void export_codec(nn::Encodec& codec, const std::string& dir);
 
 // Encodes + decodes every clip of the manifest's split (max_clips > 0: the first ones)
-// with `codec` in eval mode and averages SI-SNR and mel distance over clips.
+// with `codec` in eval mode and averages SI-SNR and mel distance over clips. codebooks > 0
+// decodes only that many of the residual codebooks (the bandwidth a decoder modelling
+// fewer codebooks gets); 0: all.
 CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, const std::string& split,
-                               int64_t max_clips, const CodecLossConfig& loss);
+                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks = 0);
 
 }  // namespace v2m::synth

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <set>
 
 #include "nn/state_dict.h"
@@ -50,9 +51,30 @@ std::string file_identity(const std::string& path) {
 std::string weights_identity(const std::string& init_dir) {
   if (init_dir.empty()) return "random-init";
   const std::string w = init_dir + "/model.safetensors";
-  const std::string id = file_identity(w);
-  if (id == "missing") throw Error(describe("cannot read init weights", w, "no such file"));
-  return w + ":" + id;
+  if (file_identity(w) == "missing") throw Error(describe("cannot read init weights", w, "no such file"));
+  // FNV-1a over the names, dtypes, shapes and bytes of the CLIP and codec tensors only: a
+  // new decoder or fusion init (other codebooks, other widths) reuses the cache, a different
+  // CLIP tower or codec does not.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= b[i];
+      h *= 1099511628211ull;
+    }
+  };
+  int64_t n_tensors = 0;
+  for (const auto& [name, t] : nn::load_safetensors(w)) {
+    if (name.rfind("clip.", 0) != 0 && name.rfind("codec.", 0) != 0) continue;
+    const at::Tensor c = t.contiguous();
+    const std::string head = name + "|" + std::string(c10::toString(c.scalar_type())) + "|" + c10::str(c.sizes());
+    mix(head.data(), head.size());
+    mix(c.data_ptr(), c.nbytes());
+    ++n_tensors;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return "clip+codec tensors " + std::to_string(n_tensors) + ":" + buf;
 }
 
 std::string cache_dir(const data::RunConfig& run, const model::ModelConfig& m) {

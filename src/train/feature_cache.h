@@ -39,8 +39,8 @@ struct CachedClip {
 // no-motion ablation too). The init's config must agree on those three sections.
 model::V2MModel load_run_model(const data::RunConfig& cfg);
 
-// Identity of the frozen weights: "random-init" for a .yaml model, else the init weights
-// file's path, size and mtime.
+// Identity of the frozen weights the cache depends on: "random-init" without an init, else
+// a digest of the init's CLIP and codec tensors (the decoder and fusion do not enter it).
 std::string weights_identity(const std::string& init_dir);
 
 // The cache directory for this run config + model config.

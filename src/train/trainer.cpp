@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -84,10 +85,10 @@ void gather_stream(const std::vector<at::Tensor>& xs, const std::vector<at::Tens
   }
 }
 
-Batch collate(const std::vector<Sample>& samples, int64_t frames, double frame_rate, int64_t pad, int64_t clip_dim,
-              int64_t motion_dim, bool with_motion) {
+// K: the decoder's codebooks, the first K of the cached codec codes.
+Batch collate(const std::vector<Sample>& samples, int64_t K, int64_t frames, double frame_rate, int64_t pad,
+              int64_t clip_dim, int64_t motion_dim, bool with_motion) {
   const int64_t b = static_cast<int64_t>(samples.size());
-  const int64_t K = samples[0].clip->codes.size(0);
   Batch out;
   out.codes = at::full({b, K, frames}, pad, at::kLong);
   out.keep = at::zeros({b});
@@ -97,7 +98,7 @@ Batch collate(const std::vector<Sample>& samples, int64_t frames, double frame_r
     const auto& s = samples[i];
     const at::Tensor& codes = s.clip->codes;
     const int64_t n = std::min<int64_t>(frames, codes.size(1) - s.offset);
-    out.codes.select(0, i).slice(1, 0, n).copy_(codes.slice(1, s.offset, s.offset + n));
+    out.codes.select(0, i).slice(1, 0, n).copy_(codes.slice(0, 0, K).slice(1, s.offset, s.offset + n));
     out.keep[i] = s.keep_condition ? 1.0 : 0.0;
     range.emplace_back(s.offset / frame_rate, (s.offset + frames) / frame_rate);
     cx.push_back(s.clip->clip);
@@ -281,7 +282,7 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
     spdlog::warn("training: {} clips skipped because prep could not process them (see `v2m prep` output)",
                  train_set.failed().size());
   for (size_t i = 0; i < train_set.size(); ++i)
-    if (train_set[i].codes.size(0) != mc.decoder.num_codebooks || train_set[i].clip.size(1) != mc.clip_dim())
+    if (train_set[i].codes.size(0) < mc.decoder.num_codebooks || train_set[i].clip.size(1) != mc.clip_dim())
       throw Error(describe("feature cache", cdir, "clip '" + train_set[i].id + "' does not match the model's shapes"));
 
   // Trainable parameters, in name order (the same on every rank: bucket order matters).
@@ -361,27 +362,43 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
 
-  auto validate = [&]() -> double {
-    if (val_set.size() == 0) return std::numeric_limits<double>::quiet_NaN();
+  // Validation loss with each clip's own condition, and with the condition of the next clip
+  // in the batch (the music unchanged): their difference is what the model takes from the
+  // video. NaN where there is no val split (shuffled: no batch of two).
+  struct ValLoss {
+    double loss, shuffled;
+  };
+  auto validate = [&]() -> ValLoss {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (val_set.size() == 0) return {nan, nan};
     model->eval();
     at::NoGradGuard ng;
-    double sum = 0, count = 0;
+    double sum = 0, count = 0, sum_shuf = 0, count_shuf = 0;
     const int64_t nb = std::min<int64_t>(tc.val_batches, (static_cast<int64_t>(val_set.size()) + micro - 1) / micro);
     for (int64_t bi = dist.rank(); bi < nb; bi += W) {
       std::vector<Sample> ss;
       for (int64_t i = bi * micro; i < std::min<int64_t>((bi + 1) * micro, val_set.size()); ++i)
         ss.push_back({&val_set[static_cast<size_t>(i)], 0, true});
-      Batch b = collate(ss, frames, fr, pad, clip_dim, motion_dim, with_motion);
+      Batch b = collate(ss, K, frames, fr, pad, clip_dim, motion_dim, with_motion);
       LossOut l = forward_loss(*model, b, dev);
       sum += l.per_sample.sum().item<double>();
       count += static_cast<double>(ss.size());
+      if (ss.size() < 2) continue;
+      std::rotate(ss.begin(), ss.begin() + 1, ss.end());
+      Batch shuf = collate(ss, K, frames, fr, pad, clip_dim, motion_dim, with_motion);
+      shuf.codes = b.codes;
+      sum_shuf += forward_loss(*model, shuf, dev).per_sample.sum().item<double>();
+      count_shuf += static_cast<double>(ss.size());
     }
-    at::Tensor s = at::tensor({sum, count}, at::kDouble);
+    at::Tensor s = at::tensor({sum, count, sum_shuf, count_shuf}, at::kDouble);
     dist.all_reduce_sum({s});
     model->train();
     model->clip->eval();
     model->codec->eval();
-    return s[1].item<double>() > 0 ? s[0].item<double>() / s[1].item<double>() : std::numeric_limits<double>::quiet_NaN();
+    auto ratio = [&](int i) {
+      return s[i + 1].item<double>() > 0 ? s[i].item<double>() / s[i + 1].item<double>() : nan;
+    };
+    return {ratio(0), ratio(2)};
   };
 
   const int64_t last_step = opts.max_steps_this_run > 0 ? std::min(tc.steps, st.step + opts.max_steps_this_run) : tc.steps;
@@ -427,7 +444,7 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
       std::vector<Sample> ss;
       const int64_t base = st.step * tc.batch_size + dist.rank() * (tc.batch_size / W) + a * micro;
       for (int64_t j = 0; j < micro; ++j) ss.push_back(sample_at(base + j, order, order_epoch));
-      Batch b = collate(ss, frames, fr, pad, clip_dim, motion_dim, with_motion);
+      Batch b = collate(ss, K, frames, fr, pad, clip_dim, motion_dim, with_motion);
       if (autocast) {
         at::autocast::set_enabled(true);
         at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -498,15 +515,20 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
     }
     bool wrote = false;
     if (tc.val_every > 0 && st.step % tc.val_every == 0) {
-      const double v = validate();
+      const ValLoss vl = validate();
+      const double v = vl.loss;
       if (std::isfinite(v)) {
         const bool best = v < st.best_val;
         if (best) {
           st.best_val = v;
           st.best_step = st.step;
         }
-        log.write({{"step", st.step}, {"val_loss", v}});
-        if (dist.is_main()) spdlog::info("step {} val_loss {:.4f}{}", st.step, v, best ? " (best)" : "");
+        nlohmann::json j = {{"step", st.step}, {"val_loss", v}};
+        if (std::isfinite(vl.shuffled)) j["val_loss_shuffled"] = vl.shuffled;
+        log.write(j);
+        if (dist.is_main())
+          spdlog::info("step {} val_loss {:.4f}{}; with another clip's condition {:.4f} (gain {:+.4f})", st.step, v,
+                       best ? " (best)" : "", vl.shuffled, vl.shuffled - v);
         if (best) {
           checkpoint(true);
           wrote = true;

@@ -5,6 +5,7 @@
 
 #include "nn/cpu_kernels.h"
 #include "nn/musicgen_decoder.h"
+#include "nn/parallel.h"
 #include "nn/state_dict.h"
 #include "test_util.h"
 #include "v2m/error.h"
@@ -161,4 +162,15 @@ TEST(WeightsDtype, GenerationWithReusedCacheIsIdentical) {
   EXPECT_EQ(cache.self_k[0].data_ptr(), buf);  // reused, not reallocated
   EXPECT_TRUE(torch::equal(r1, fresh));
   EXPECT_TRUE(torch::equal(r2, fresh));
+}
+
+TEST(WeightsDtype, KernelsForkOnEveryThread) {
+  // at::parallel_for only forks where it is compiled with OpenMP; the step kernels ran on one
+  // thread while at::get_num_threads() said 2 until the build gave linear_kernel.cpp -fopenmp.
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(kernel_parallel_threads(), 2);
+  at::set_num_threads(1);
+  EXPECT_EQ(kernel_parallel_threads(), 1);
+  at::set_num_threads(before);
 }

@@ -118,3 +118,31 @@ TEST(Generate, BadInputsAreOneLineErrors) {
 TEST(Generate, ModelDirectoryWithMismatchedTensorIsRefused) {
   EXPECT_THROW(v2m::Generator::load("/nonexistent/model"), v2m::Error);
 }
+
+TEST(Generate, DecoderModellingFewerCodebooksThanTheCodecDecodesThePrefix) {
+  // The decoder models the first 2 of the codec's 4 residual codebooks (a lower bandwidth).
+  TempDir d;
+  std::string y = read_text(kTiny);
+  const std::string dec = "num_codebooks: 4";
+  y.replace(y.find(dec), dec.size(), "num_codebooks: 2");  // the decoder section comes first
+  write_text(d.path() + "/k2.yaml", y);
+  auto gen = v2m::Generator::load(d.path() + "/k2.yaml");
+  const auto video = make_video(d, "two.mp4", 20, 10);  // 2 s
+  v2m::GenerateParams p;
+  p.seed = 3;
+  auto out = gen->generate(video, p);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NEAR(double(out[0].frames()) / out[0].sample_rate, 2.0, 0.02);
+  for (float x : out[0].samples) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_GT(rms(out[0]), 1e-5);
+  // More codebooks than the codec has is refused when the config is read.
+  y.replace(y.find("num_codebooks: 2"), 16, "num_codebooks: 5");
+  write_text(d.path() + "/k5.yaml", y);
+  try {
+    v2m::Generator::load(d.path() + "/k5.yaml");
+    FAIL();
+  } catch (const v2m::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("decoder.num_codebooks (5) > codec.num_codebooks (4)"), std::string::npos)
+        << e.what();
+  }
+}

@@ -17,6 +17,7 @@
 #include "synth/codec_losses.h"
 #include "synth/codec_trainer.h"
 #include "test_util.h"
+#include "v2m/error.h"
 #include "v2m/media.h"
 
 using namespace v2m;
@@ -143,6 +144,19 @@ TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
   const CodecEvalResult r3 = run_train_codec(o);
   EXPECT_EQ(r3.step, 40);
   EXPECT_NEAR(r3.si_snr_db, r2.si_snr_db, 1e-4);
+  EXPECT_EQ(r3.codebooks, 2);
+  // --codebooks 1: the first residual codebook alone, a different (coarser) reconstruction.
+  o.codebooks = 1;
+  const CodecEvalResult r4 = run_train_codec(o);
+  EXPECT_EQ(r4.codebooks, 1);
+  EXPECT_GT(std::abs(r4.mel_distance - r3.mel_distance), 1e-6);
+  o.codebooks = 3;
+  try {
+    run_train_codec(o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the codec has 2"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {

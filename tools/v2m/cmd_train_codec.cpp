@@ -24,6 +24,8 @@ const v2m::cli::Command reg("train-codec", "Train (or evaluate) a small EnCodec-
   sub.add_option("--steps", o->run.steps, "Train until this global step (default: the config's steps)")
       ->check(CLI::PositiveNumber);
   sub.add_flag("--eval-only", o->run.eval_only, "Only evaluate the latest checkpoint (or the exported codec)");
+  sub.add_option("--codebooks", o->run.codebooks, "With --eval-only: decode only the first N codebooks")
+      ->check(CLI::PositiveNumber);
   sub.add_flag("--fresh", o->run.fresh, "Start from scratch even if out_dir has checkpoints");
   sub.add_flag("--json", o->json, "Print the evaluation as JSON");
   sub.callback([o, &g] {
@@ -42,11 +44,12 @@ const v2m::cli::Command reg("train-codec", "Train (or evaluate) a small EnCodec-
     if (bar) bar->finish();
     if (o->json) {
       nlohmann::json j = {{"split", r.split}, {"clips", r.clips}, {"seconds", r.seconds}, {"si_snr_db", r.si_snr_db},
-                          {"mel_distance", r.mel_distance}, {"step", r.step}};
+                          {"mel_distance", r.mel_distance}, {"step", r.step}, {"codebooks", r.codebooks}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("codec at step %lld on %d %s clips (%.1f s): SI-SNR %.2f dB, mel distance %.4f\n",
-                  static_cast<long long>(r.step), r.clips, r.split.c_str(), r.seconds, r.si_snr_db, r.mel_distance);
+      std::printf("codec at step %lld, %lld codebooks, on %d %s clips (%.1f s): SI-SNR %.2f dB, mel distance %.4f\n",
+                  static_cast<long long>(r.step), static_cast<long long>(r.codebooks), r.clips, r.split.c_str(),
+                  r.seconds, r.si_snr_db, r.mel_distance);
     }
   });
 });
