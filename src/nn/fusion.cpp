@@ -90,19 +90,49 @@ TemporalFusionImpl::TemporalFusionImpl(const FusionConfig& c, const MotionEncode
   final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width})));
   out_proj = register_module("out_proj", Linear(c.width, d_model));
   if (c.frame_condition) frame_proj = register_module("frame_proj", Linear(c.width, d_model));
+  if (c.input_norm) {
+    clip_mean = register_buffer("input_norm_clip_mean", at::zeros({clip_dim}));
+    clip_std = register_buffer("input_norm_clip_std", at::ones({clip_dim}));
+    if (c.motion) {
+      motion_mean = register_buffer("input_norm_motion_mean", at::zeros({mc.in_dim}));
+      motion_std = register_buffer("input_norm_motion_std", at::ones({mc.in_dim}));
+    }
+  }
+}
+
+void TemporalFusionImpl::set_input_stats(const at::Tensor& clip, const at::Tensor& motion) {
+  if (!cfg.input_norm) throw Error("set_input_stats: fusion.input_norm is off");
+  at::NoGradGuard ng;
+  auto set = [](const at::Tensor& x, at::Tensor& mean, at::Tensor& std, const char* what) {
+    if (x.dim() != 2 || x.size(1) != mean.size(0) || x.size(0) < 2)
+      throw Error(std::string("set_input_stats: ") + what + " features must be [N >= 2, " +
+                  std::to_string(mean.size(0)) + "], got " + c10::str(x.sizes()));
+    const at::Tensor xf = x.to(at::kDouble);
+    const at::Tensor sd = xf.std(0);
+    mean.copy_(xf.mean(0));
+    std.copy_(sd.clamp_min(std::max(1e-12, 1e-4 * sd.mean().item<double>())));
+  };
+  set(clip, clip_mean, clip_std, "clip");
+  if (cfg.motion) {
+    if (!motion.defined()) throw Error("set_input_stats: motion features are missing");
+    set(motion, motion_mean, motion_std, "motion");
+  }
 }
 
 FusionOutput TemporalFusionImpl::forward(const at::Tensor& clip, const at::Tensor& clip_t, const at::Tensor& clip_mask,
                                          const at::Tensor& motion, const at::Tensor& motion_t,
                                          const at::Tensor& motion_mask) {
   const int64_t W = cfg.width;
-  at::Tensor kv = clip_proj->forward(clip) + time_embedding(clip_t, W, cfg.time_scale).to(clip.scalar_type());
+  auto standardise = [](const at::Tensor& x, const at::Tensor& mean, const at::Tensor& std) {
+    return mean.defined() ? (x - mean.to(x.scalar_type())) / std.to(x.scalar_type()) : x;
+  };
+  at::Tensor kv = clip_proj->forward(standardise(clip, clip_mean, clip_std)) + time_embedding(clip_t, W, cfg.time_scale).to(clip.scalar_type());
   if (is_training() && cfg.dropout > 0) kv = F::dropout(kv, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   at::Tensor x, x_mask, x_t;
   if (cfg.motion) {
     // Motion tokens are the queries: the condition runs at the motion rate and each token
     // gathers the scene semantics of the CLIP frames around (and before/after) its time.
-    x = motion_encoder->forward(motion) + time_embedding(motion_t, W, cfg.time_scale).to(motion.scalar_type());
+    x = motion_encoder->forward(standardise(motion, motion_mean, motion_std)) + time_embedding(motion_t, W, cfg.time_scale).to(motion.scalar_type());
     x_mask = motion_mask;
     x_t = motion_t;
   } else {

@@ -329,6 +329,20 @@ TrainResult train(const data::RunConfig& cfg, const TrainOptions& opts, Dist& di
     if (dist.is_main()) spdlog::info("resuming from {} (step {})", resume_dir, st.step);
   } else {
     dist.broadcast(opt.params);  // identical start on every rank
+    if (mc.fusion.input_norm) {
+      // Every rank reads the same train split, so the statistics agree without a broadcast.
+      std::vector<at::Tensor> cx, mx;
+      for (size_t i = 0; i < train_set.size(); ++i) {
+        cx.push_back(train_set[i].clip);
+        if (with_motion) mx.push_back(train_set[i].motion);
+      }
+      const at::Tensor clip_frames = at::cat(cx, 0).to(at::kFloat);
+      const at::Tensor motion_frames = with_motion ? at::cat(mx, 0).to(at::kFloat) : at::Tensor();
+      model->fusion->set_input_stats(clip_frames, motion_frames);  // copied into the buffers in place
+      if (dist.is_main())
+        spdlog::info("fusion.input_norm: statistics of {} CLIP and {} motion frames", clip_frames.size(0),
+                     with_motion ? motion_frames.size(0) : 0);
+    }
   }
   if (dist.is_main()) {
     std::error_code ec;

@@ -188,3 +188,35 @@ TEST(Fusion, FrameConditionAddsOnlyItsProjection) {
   auto o2 = plain->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
   EXPECT_FALSE(o2.frame.defined());
 }
+
+TEST(Fusion, InputNormStandardisesWithTheTrainingStatistics) {
+  auto fc = tiny_fusion(true);
+  torch::manual_seed(3);
+  TemporalFusion plain(fc, tiny_motion(), 24, 48);
+  fc.input_norm = true;
+  torch::manual_seed(3);
+  TemporalFusion normed(fc, tiny_motion(), 24, 48);
+  TensorMap st;
+  collect_state(*normed, "", &st);
+  for (const char* k : {"input_norm_clip_mean", "input_norm_clip_std", "input_norm_motion_mean", "input_norm_motion_std"})
+    EXPECT_TRUE(st.count(k)) << k;  // buffers: saved and loaded with the model
+  // Features with a large shared offset and small per-dimension spread, as a frozen tower gives.
+  torch::manual_seed(4);
+  at::Tensor clip_frames = torch::randn({200, 24}) * 0.1 + 3.0, motion_frames = torch::randn({300, 12}) * 2.0 - 1.0;
+  normed->set_input_stats(clip_frames, motion_frames);
+  EXPECT_LT((normed->clip_mean - clip_frames.mean(0)).abs().max().item<float>(), 1e-5);
+  EXPECT_LT((normed->motion_std - motion_frames.std(0)).abs().max().item<float>(), 1e-4);
+  // Same weights: the normalised model on x equals the plain one on (x - mean) / std.
+  plain->eval();
+  normed->eval();
+  auto in = make_inputs();
+  auto a = normed->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  auto b = plain->forward((in.clip - normed->clip_mean) / normed->clip_std, in.clip_t, in.clip_mask,
+                          (in.motion - normed->motion_mean) / normed->motion_std, in.motion_t, in.motion_mask);
+  EXPECT_TRUE(torch::allclose(a.memory, b.memory, 1e-4, 1e-5));
+  auto c = plain->forward(in.clip, in.clip_t, in.clip_mask, in.motion, in.motion_t, in.motion_mask);
+  EXPECT_FALSE(torch::allclose(a.memory, c.memory, 1e-3, 1e-4));
+  // Wrong shapes and a plain fusion are refused.
+  EXPECT_THROW(normed->set_input_stats(torch::randn({10, 23}), motion_frames), v2m::Error);
+  EXPECT_THROW(plain->set_input_stats(clip_frames, motion_frames), v2m::Error);
+}

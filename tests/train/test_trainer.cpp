@@ -439,3 +439,26 @@ TEST(FeatureCache, KeyCoversTheClipAndCodecTensorsOnly) {
   EXPECT_NE(dir_for("e"), dir_for("c"));
   EXPECT_NE(dir_for("e"), a);
 }
+
+TEST(Trainer, InputNormTakesItsStatisticsFromTheTrainSplitAtStepZero) {
+  TinyRun s;
+  std::string y = read_text(s.dir.path() + "/model.yaml");
+  y.replace(y.find("fusion:\n"), 8, "fusion:\n  input_norm: true\n");
+  write_text(s.dir.path() + "/model.yaml", y);
+  auto cfg = s.cfg({"train.steps=2", "train.ckpt_every=2"});
+  run(cfg);
+  auto m = model::load_model(cfg.model);
+  data::ManifestOptions mo;
+  mo.check_files = false;  // the cache stands in for the media, as in training
+  auto train_set = train::FeatureCache::open(train::cache_dir(cfg, m->cfg),
+                                             data::read_manifest(cfg.data.manifest, mo).clips, 3, true, "train");
+  std::vector<at::Tensor> cx, mx;
+  for (size_t i = 0; i < train_set.size(); ++i) {
+    cx.push_back(train_set[i].clip);
+    mx.push_back(train_set[i].motion);
+  }
+  auto w = nn::load_safetensors(s.run_dir() + "/checkpoints/step-00000002/model.safetensors");
+  ASSERT_TRUE(w.count("fusion.input_norm_clip_mean"));
+  EXPECT_LT((w.at("fusion.input_norm_clip_mean") - at::cat(cx, 0).mean(0)).abs().max().item<float>(), 1e-4);
+  EXPECT_LT((w.at("fusion.input_norm_motion_std") - at::cat(mx, 0).std(0)).abs().max().item<float>(), 1e-4);
+}
