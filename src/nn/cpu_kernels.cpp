@@ -143,7 +143,7 @@ V2M_AVX512 inline __m512 load16(const uint16_t* p) {
 
 template <typename T>
 V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_t len, int64_t dh, float scale,
-                                  float* out, float* s) {
+                                  const float* bias, float* out, float* s) {
   const int64_t chunks = dh / 16;
   __m512 qv[16];  // dh <= 256 on this path
   for (int64_t c = 0; c < chunks; ++c) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
@@ -152,7 +152,7 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
     const T* kt = k + t * dh;
     __m512 acc = _mm512_mul_ps(qv[0], load16(kt));
     for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kt + 16 * c), acc);
-    s[t] = _mm512_reduce_add_ps(acc);
+    s[t] = _mm512_reduce_add_ps(acc) + (bias ? bias[t] : 0.0f);
     mx = std::max(mx, s[t]);
   }
   const __m512 vmx = _mm512_set1_ps(mx);
@@ -189,13 +189,13 @@ inline float to_float(uint16_t b) {
 }
 
 template <typename T>
-void attend_one_portable(const float* q, const T* k, const T* v, int64_t len, int64_t dh, float scale, float* out,
-                         float* s) {
+void attend_one_portable(const float* q, const T* k, const T* v, int64_t len, int64_t dh, float scale,
+                         const float* bias, float* out, float* s) {
   float mx = -INFINITY;
   for (int64_t t = 0; t < len; ++t) {
     float acc = 0.0f;
     for (int64_t d = 0; d < dh; ++d) acc += q[d] * to_float(k[t * dh + d]);
-    s[t] = acc * scale;
+    s[t] = acc * scale + (bias ? bias[t] : 0.0f);
     mx = std::max(mx, s[t]);
   }
   float sum = 0.0f;
@@ -208,15 +208,17 @@ void attend_one_portable(const float* q, const T* k, const T* v, int64_t len, in
 
 template <typename T>
 void attend_one(const float* q, const T* k, const T* v, int64_t capacity, int64_t len, int64_t dh, float scale,
-                float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
+                float* out, float* scratch, int64_t bh_begin, int64_t bh_end, const float* bias, int64_t heads,
+                int64_t bias_stride) {
   const bool vec = has_avx512() && dh % 16 == 0 && dh <= 256;
   for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
     const T* kb = k + bh * capacity * dh;
     const T* vb = v + bh * capacity * dh;
+    const float* bb = bias ? bias + (bh / heads) * bias_stride : nullptr;
     if (vec)
-      attend_one_avx512(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+      attend_one_avx512(q + bh * dh, kb, vb, len, dh, scale, bb, out + bh * dh, scratch);
     else
-      attend_one_portable(q + bh * dh, kb, vb, len, dh, scale, out + bh * dh, scratch);
+      attend_one_portable(q + bh * dh, kb, vb, len, dh, scale, bb, out + bh * dh, scratch);
   }
 }
 
@@ -245,13 +247,15 @@ void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* 
 }
 
 void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
-                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
-  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end);
+                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end, const float* bias,
+                    int64_t heads, int64_t bias_stride) {
+  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end, bias, heads, bias_stride);
 }
 
 void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64_t capacity, int64_t len, int64_t dh,
-                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end) {
-  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end);
+                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end, const float* bias,
+                     int64_t heads, int64_t bias_stride) {
+  attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end, bias, heads, bias_stride);
 }
 
 }  // namespace v2m::nn::kernels

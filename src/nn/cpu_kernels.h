@@ -32,15 +32,19 @@ void matvec_bf16(const uint16_t* w, int64_t K, const uint16_t* x, int64_t rows, 
 void matvec_f32(const float* w, int64_t K, const float* x, int64_t rows, float* y, int64_t ldy,
                 int64_t row_begin, int64_t row_end);
 
-// One query per (batch, head) over the first `len` cached keys, no mask (a decode step):
-//   out[bh] = softmax(scale * K[bh, :len] q[bh]) V[bh, :len]
+// One query per (batch, head) over the first `len` cached keys (a decode step):
+//   out[bh] = softmax(scale * K[bh, :len] q[bh] + bias[b]) V[bh, :len]
 // q, out: [BH, Dh] fp32; k, v: [BH, capacity, Dh] (cache layout, row stride Dh);
-// scratch: `len` floats per call, for scores. Pairs bh in [bh_begin, bh_end). Dh % 16 == 0
-// and has_avx512() use AVX-512, anything else a portable loop.
+// scratch: `len` floats per call, for scores. Pairs bh in [bh_begin, bh_end). bias: null, or
+// an additive score per key for batch row b = bh / heads at bias + b * bias_stride (a
+// cross-attention mask: 0 to keep, the float lowest to drop; all dropped = uniform weights,
+// as softmax gives). Dh % 16 == 0 and has_avx512() use AVX-512, anything else a portable loop.
 void attend_one_f32(const float* q, const float* k, const float* v, int64_t capacity, int64_t len, int64_t dh,
-                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end);
+                    float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end,
+                    const float* bias = nullptr, int64_t heads = 1, int64_t bias_stride = 0);
 // The same over a bf16 cache (half the bytes per step; fp32 arithmetic).
 void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64_t capacity, int64_t len, int64_t dh,
-                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end);
+                     float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end,
+                     const float* bias = nullptr, int64_t heads = 1, int64_t bias_stride = 0);
 
 }  // namespace v2m::nn::kernels

@@ -11,10 +11,17 @@
 #include <fstream>
 #include <limits>
 
+#include <ATen/Parallel.h>
+
 #include "nn/compat.h"
 #include "nn/cpu_kernels.h"
 #include "nn/delay_pattern.h"
 #include "v2m/error.h"
+
+// cross_attend_step forks with at::parallel_for, which needs OpenMP here (see nn/parallel.h).
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "musicgen_decoder.cpp must be compiled with OpenMP: without it at::parallel_for runs serially here"
+#endif
 
 namespace v2m::nn {
 
@@ -150,6 +157,32 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& memory) {
   return inv.masked_fill(inv.to(at::kBool), lowest).view({mask.size(0), 1, 1, mask.size(1)});
 }
 
+// A decode step's cross-attention: one query per (batch, head) over the window's memory K/V
+// ([B, H, S, Dh], computed once per window) through the streaming step kernel, with the
+// memory mask as an additive score bias. Undefined where the kernel does not apply (not a
+// step, not fp32 on the CPU, autograd): the caller falls back to `attention`.
+at::Tensor cross_attend_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+  if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
+      k.scalar_type() != at::kFloat || v.scalar_type() != at::kFloat || !k.is_contiguous() || !v.is_contiguous() ||
+      k.sizes() != v.sizes() || k.size(0) != q.size(0) || k.size(1) != q.size(1) || k.size(2) < 1 ||
+      (mask.defined() && (mask.scalar_type() != at::kFloat || mask.numel() != k.size(0) * k.size(2))) ||
+      (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())))
+    return {};
+  const int64_t B = q.size(0), H = q.size(1), S = k.size(2), Dh = q.size(3);
+  const at::Tensor qc = q.contiguous(), bias = mask.defined() ? mask.contiguous() : at::Tensor();
+  at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order
+  const float *qp = qc.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
+  at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> scores;
+    if (static_cast<int64_t>(scores.size()) < S) scores.resize(static_cast<size_t>(S));
+    kernels::attend_one_f32(qp, kp, vp, S, S, Dh, scale, op, scores.data(), b, e, bp, H, S);
+  });
+  return out;
+}
+
 at::Tensor activate(const std::string& act, const at::Tensor& x) {
   if (act == "gelu") return at::gelu(x);
   if (act == "gelu_new" || act == "gelu_pytorch_tanh") return at::gelu(x, "tanh");
@@ -226,7 +259,9 @@ at::Tensor MusicgenDecoderLayerImpl::forward(const at::Tensor& x_in, KVCache* ca
   if (cross_k.defined()) {
     h = encoder_attn_layer_norm->forward(x);
     q = encoder_attn->heads_of(encoder_attn->q_proj, h);
-    x = x + encoder_attn->attend(q, cross_k, cross_v, cross_mask, false);
+    const at::Tensor oc = T == 1 ? cross_attend_step(q, cross_k, cross_v, cross_mask) : at::Tensor();
+    x = x + (oc.defined() ? encoder_attn->project(encoder_attn->out_proj, oc)
+                          : encoder_attn->attend(q, cross_k, cross_v, cross_mask, false));
   }
   h = final_layer_norm->forward(x);
   h = activate(activation, fc1_kernel ? fc1_kernel->forward(h) : linear_small(h, fc1->weight));

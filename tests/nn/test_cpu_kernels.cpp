@@ -122,6 +122,31 @@ TEST(CpuKernels, CachedStepAttentionMatchesSoftmaxAttention) {
           .defined());
 }
 
+TEST(CpuKernels, StepAttentionWithAMaskBiasMatchesMaskedSoftmaxAttention) {
+  // The cross-attention of a decode step: batch row 0 with its last keys masked, row 1 (CFG's
+  // null condition) with every key masked, which softmax turns into uniform weights.
+  torch::manual_seed(5);
+  torch::NoGradGuard ng;
+  for (int64_t dh : {64, 24}) {
+    const int64_t B = 2, H = 3, S = 21;
+    auto k = torch::randn({B, H, S, dh}), v = torch::randn({B, H, S, dh});
+    auto q = torch::randn({B, H, 1, dh});
+    auto keep = torch::ones({B, S});
+    keep[0].slice(0, 15).fill_(0);
+    keep[1].fill_(0);
+    const float lowest = std::numeric_limits<float>::lowest();
+    auto bias = (1 - keep).masked_fill((1 - keep).to(torch::kBool), lowest).contiguous();  // [B, S]
+    auto out = torch::empty({B, H, dh});
+    std::vector<float> scratch(S);
+    kernels::attend_one_f32(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), S, S, dh,
+                            1.0f / std::sqrt(static_cast<float>(dh)), out.data_ptr<float>(), scratch.data(), 0, B * H,
+                            bias.data_ptr<float>(), H, S);
+    auto ref = attention(q, k, v, bias.view({B, 1, 1, S}), false).view({B, H, dh});
+    EXPECT_LT(max_diff(out, ref), 1e-5) << "dh " << dh;
+    EXPECT_LT(max_diff(out[1], v[1].mean(1)), 1e-5) << "all keys masked: the mean of V";
+  }
+}
+
 TEST(CpuKernels, Bf16CacheStepAttentionMatchesAttentionOnTheRoundedCache) {
   torch::manual_seed(4);
   torch::NoGradGuard ng;
