@@ -14,6 +14,8 @@
 //    (greedy) token match rate over a teacher-forced sequence, once as one full forward and
 //    once token by token through the KV cache (`stepwise_*`: the kernels and cache dtype
 //    generation uses) against the fp32 full forward.
+// --threads N (default: all cores); kernel_threads in the output is how many threads the
+// step kernels actually fork onto (1 would mean a build without OpenMP for them).
 // JSON on stdout.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -27,6 +29,7 @@
 
 #include "bench_util.h"
 #include "nn/musicgen_decoder.h"
+#include "nn/parallel.h"
 
 using namespace v2m::nn;
 using v2m::bench::now_s;
@@ -154,9 +157,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "{\n  \"bench\": \"decoder_step\",\n  \"model\": \"musicgen-small decoder (Model-S shape), random weights\",\n"
-      "  \"threads\": %d,\n  \"batch\": %lld,\n  \"memory_tokens\": %lld,\n  \"clip_seconds\": %.1f,\n"
+      "  \"threads\": %d,\n  \"kernel_threads\": %d,\n  \"batch\": %lld,\n  \"memory_tokens\": %lld,\n  \"clip_seconds\": %.1f,\n"
       "  \"parameters\": %lld,\n  \"triad_bandwidth_gbs\": %.2f,\n  \"dtypes\": [\n%s\n  ]\n}\n",
-      at::get_num_threads(), static_cast<long long>(B2), static_cast<long long>(S), seconds,
+      at::get_num_threads(), v2m::nn::kernel_parallel_threads(), static_cast<long long>(B2), static_cast<long long>(S), seconds,
       static_cast<long long>(count_parameters(*ref)), bw, rows.str().c_str());
   return 0;
 }

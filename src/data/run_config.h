@@ -83,6 +83,7 @@ struct EvalConfig {
   int64_t seed = 0;                                       // generation seed
   std::string device = "cpu";                             // generation + embedding models: cpu | cuda[:N]
   int64_t av_short_side = 256;                            // AV-Align flow: frames scaled down to this short side (0 = source)
+  double cfg_scale = 3.0;                                 // classifier-free guidance of the generated clips (1 = off)
   void visit(ConfigVisitor& v) {
     v.field("metrics", metrics);
     v.field("vggish", vggish);
@@ -92,6 +93,7 @@ struct EvalConfig {
     v.field("seed", seed, {0, 9.2e18});
     v.field("device", device);
     v.field("av_short_side", av_short_side, {0, 16384});
+    v.field("cfg_scale", cfg_scale, {0, 100});
   }
 };
 

@@ -210,6 +210,7 @@ EvalReport run_eval(const EvalOptions& opts) {
         p.start = cond.start;
         p.duration = clips[i].duration;
         p.seed = static_cast<uint64_t>(cfg.eval.seed);
+        p.cfg_scale = cfg.eval.cfg_scale;
         auto outs = gen->generate(cond.video_path, p);
         media::Audio a;
         a.sample_rate = outs[0].sample_rate;
