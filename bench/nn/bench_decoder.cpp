@@ -7,7 +7,9 @@
 //  - step latency at the start, middle and end of the clip (the self-attention cache grows;
 //    the mean of the three is the clip's mean step), set_memory (cross K/V once per window);
 //  - the bytes of weights a step streams and the key ratio
-//      step time / (weight bytes per step / triad bandwidth measured in this same run);
+//      step time / (weight bytes per step / triad bandwidth measured in this same run),
+//    each position timed --rounds times (default 3), each time right after its own triad,
+//    and the ratio averaged over them (triad_gbs_min/max show how far the bandwidth drifted);
 //  - the same against weights + the self-attention K/V a step reads (kv_dtype: bf16 with
 //    bf16 weights on AVX-512 CPUs), the whole of what a step streams;
 //  - agreement with fp32 on the same weights: logits max |diff|, cosine, and the top-1
@@ -18,8 +20,10 @@
 // step kernels actually fork onto (1 would mean a build without OpenMP for them).
 // JSON on stdout.
 #include <ATen/ATen.h>
+#include <sys/resource.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -68,12 +72,14 @@ int main(int argc, char** argv) {
   std::string dtypes = "fp32,bf16,int8";
   double seconds = 30.0;
   int64_t steps = 8;
+  int rounds = 3;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--dtypes")) dtypes = argv[i + 1];
     else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::max(1, std::atoi(argv[i + 1]));
   }
   at::set_num_threads(threads);
   c10::InferenceMode inference;
@@ -119,24 +125,44 @@ int main(int argc, char** argv) {
       cache.self_k[l].copy_(at::randn(cache.self_k[l].sizes()));  // via fp32: bf16 caches too
       cache.self_v[l].copy_(at::randn(cache.self_v[l].sizes()));
     }
-    std::vector<double> at_pos;
-    for (int64_t p : {int64_t(1), capacity / 2, capacity - steps - 1}) {
-      std::vector<double> ms;
-      for (int64_t s = 0; s < steps; ++s) {
-        cache.pos = p + s;
-        tok = at::randint(0, cfg.vocab_size, {B2, K, 1}, at::kLong);
-        t0 = now_s();
-        dec->forward(tok, {}, {}, &cache);
-        ms.push_back((now_s() - t0) * 1e3);
-      }
-      at_pos.push_back(v2m::bench::median(ms));
-    }
-    const double mean_ms = (at_pos[0] + at_pos[1] + at_pos[2]) / 3.0;
+    // Each position is timed `rounds` times, each time right after a fresh triad, and every
+    // ratio divides by the bandwidth measured next to it: the machine's bandwidth drifts
+    // (here by up to ~10% between runs), and a ratio against one early triad inherits it.
     const double wbytes = static_cast<double>(dec->step_weight_bytes());
+    const int64_t positions[3] = {1, capacity / 2, capacity - steps - 1};
+    const double kv_elem = static_cast<double>(at::elementSize(cache.self_k[0].scalar_type()));
+    std::vector<double> at_pos(3, 0.0), bws;
+    double ratio_sum = 0, kv_ratio_sum = 0, kv_bytes = 0;
+    long faults = 0;  // minor page faults inside the timed steps: fresh memory touched per step
+    for (int r = 0; r < rounds; ++r)
+      for (int i = 0; i < 3; ++i) {
+        const double bw_here = v2m::bench::triad_gbs(256, 3);
+        bws.push_back(bw_here);
+        std::vector<double> ms;
+        for (int64_t s = 0; s < steps; ++s) {
+          cache.pos = positions[i] + s;
+          tok = at::randint(0, cfg.vocab_size, {B2, K, 1}, at::kLong);
+          rusage ru0, ru1;
+          getrusage(RUSAGE_SELF, &ru0);
+          t0 = now_s();
+          dec->forward(tok, {}, {}, &cache);
+          ms.push_back((now_s() - t0) * 1e3);
+          getrusage(RUSAGE_SELF, &ru1);
+          faults += ru1.ru_minflt - ru0.ru_minflt;
+        }
+        const double med = v2m::bench::median(ms);
+        // Self-attention K/V this step reads (the median step's position, about).
+        const double kv = 2.0 * cfg.num_hidden_layers * B2 * Dm * (positions[i] + steps / 2 + 1) * kv_elem;
+        at_pos[i] += med / rounds;
+        ratio_sum += med / (wbytes / (bw_here * 1e9) * 1e3);
+        kv_ratio_sum += med / ((wbytes + kv) / (bw_here * 1e9) * 1e3);
+        kv_bytes += kv / (3.0 * rounds);
+      }
+    double bw = 0;
+    for (double b : bws) bw += b / static_cast<double>(bws.size());
+    const double mean_ms = (at_pos[0] + at_pos[1] + at_pos[2]) / 3.0;
     const double bound_ms = wbytes / (bw * 1e9) * 1e3;
-    // Self-attention K/V a step reads, averaged over the three positions timed.
-    const double mean_pos = (1.0 + capacity / 2 + (capacity - steps - 1)) / 3.0 + 1.0;
-    const double kv_bytes = 2.0 * cfg.num_hidden_layers * B2 * Dm * mean_pos * at::elementSize(cache.self_k[0].scalar_type());
+    const double step_over_bound = ratio_sum / (3.0 * rounds), step_over_kv_bound = kv_ratio_sum / (3.0 * rounds);
     const double kv_bound_ms = (wbytes + kv_bytes) / (bw * 1e9) * 1e3;
     char buf[2048];
     std::snprintf(buf, sizeof buf,
@@ -147,11 +173,13 @@ int main(int argc, char** argv) {
                   "     \"logits_cosine\": %.6f, \"top1_match\": %.4f,\n"
                   "     \"kv_dtype\": \"%s\", \"kv_bytes_per_step_mean\": %.0f, \"weights_plus_kv_bound_ms\": %.2f,\n"
                   "     \"step_over_weights_plus_kv_bound\": %.2f, \"stepwise_logits_cosine\": %.6f,\n"
-                  "     \"stepwise_logits_max_abs_diff\": %.3g, \"stepwise_top1_match\": %.4f}",
+                  "     \"stepwise_logits_max_abs_diff\": %.3g, \"stepwise_top1_match\": %.4f, \"page_faults_per_step\": %.1f,\n"
+                  "     \"triad_gbs_next_to_steps\": %.2f, \"triad_gbs_min\": %.2f, \"triad_gbs_max\": %.2f}",
                   first ? "" : ",\n", name.c_str(), wbytes, set_memory_ms, at_pos[0], at_pos[1], at_pos[2], mean_ms,
-                  bound_ms, mean_ms / bound_ms, wbytes / (mean_ms * 1e6), mean_ms * frames / 1e3, a.max_abs, a.max_ref,
+                  bound_ms, step_over_bound, wbytes / (mean_ms * 1e6), mean_ms * frames / 1e3, a.max_abs, a.max_ref,
                   a.cosine, a.top1, c10::toString(cache.self_k[0].scalar_type()), kv_bytes, kv_bound_ms,
-                  mean_ms / kv_bound_ms, st.cosine, st.max_abs, st.top1);
+                  step_over_kv_bound, st.cosine, st.max_abs, st.top1, static_cast<double>(faults) / (3.0 * steps * rounds),
+                  bw, *std::min_element(bws.begin(), bws.end()), *std::max_element(bws.begin(), bws.end()));
     rows << buf;
     first = false;
   }

@@ -25,7 +25,9 @@ bool has_avx512_bf16() {
   return ok;
 }
 
-void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+namespace {
+
+void round_to_bf16_portable(const float* x, int64_t n, uint16_t* out) {
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, &x[i], 4);
@@ -36,6 +38,31 @@ void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
     u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
     out[i] = static_cast<uint16_t>(u >> 16);
   }
+}
+
+// The same 16 floats at a time, bit for bit (integer arithmetic on the float bits).
+V2M_AVX512 void round_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i u = _mm512_loadu_si512(x + i);
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(hi, one))), 16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, quiet));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(r));
+  }
+  round_to_bf16_portable(x + i, n - i, out + i);
+}
+
+}  // namespace
+
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  if (has_avx512())
+    round_to_bf16_avx512(x, n, out);
+  else
+    round_to_bf16_portable(x, n, out);
 }
 
 namespace {
@@ -147,9 +174,15 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
   const int64_t chunks = dh / 16;
   __m512 qv[16];  // dh <= 256 on this path
   for (int64_t c = 0; c < chunks; ++c) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
+  // The cache rows stream front to back; each line is prefetched kPrefetchBytes ahead, as in
+  // the matvec kernels (the K and V passes are one short stream each per head).
+  const char* kbytes = reinterpret_cast<const char*>(k);
+  const char* vbytes = reinterpret_cast<const char*>(v);
+  const int64_t row_bytes = dh * static_cast<int64_t>(sizeof(T));
   float mx = -INFINITY;
   for (int64_t t = 0; t < len; ++t) {
     const T* kt = k + t * dh;
+    for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(kbytes + t * row_bytes + b + kPrefetchBytes, _MM_HINT_T1);
     __m512 acc = _mm512_mul_ps(qv[0], load16(kt));
     for (int64_t c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kt + 16 * c), acc);
     s[t] = _mm512_reduce_add_ps(acc) + (bias ? bias[t] : 0.0f);
@@ -173,6 +206,7 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
   __m512 acc[16];
   for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t u = 0; u < len; ++u) {
+    for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(vbytes + u * row_bytes + b + kPrefetchBytes, _MM_HINT_T1);
     const __m512 p = _mm512_set1_ps(s[u]);
     const T* vt = v + u * dh;
     for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(p, load16(vt + 16 * c), acc[c]);
@@ -256,6 +290,24 @@ void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64
                      float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end, const float* bias,
                      int64_t heads, int64_t bias_stride) {
   attend_one(q, k, v, capacity, len, dh, scale, out, scratch, bh_begin, bh_end, bias, heads, bias_stride);
+}
+
+void layer_norm_rows(const float* x, int64_t rows, int64_t n, const float* w, const float* b, double eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; ++i) sum += xr[i];
+    const double mean = sum / static_cast<double>(n);
+    for (int64_t i = 0; i < n; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+    const float inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
+    const float m = static_cast<float>(mean);
+    float* yr = y + r * n;
+    for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) * inv * w[i] + b[i];
+  }
+}
+
+void add_into(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
 }  // namespace v2m::nn::kernels

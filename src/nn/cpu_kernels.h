@@ -47,4 +47,11 @@ void attend_one_bf16(const float* q, const uint16_t* k, const uint16_t* v, int64
                      float scale, float* out, float* scratch, int64_t bh_begin, int64_t bh_end,
                      const float* bias = nullptr, int64_t heads = 1, int64_t bias_stride = 0);
 
+// The fused decode step's elementwise work (nn/musicgen_decoder.cpp), on a few rows of width n:
+// y[r] = (x[r] - mean) / sqrt(var + eps) * w + b per row (biased variance, as LayerNorm;
+// sums in double); y may be x.
+void layer_norm_rows(const float* x, int64_t rows, int64_t n, const float* w, const float* b, double eps, float* y);
+// x[i] += y[i] for i < n.
+void add_into(float* x, const float* y, int64_t n);
+
 }  // namespace v2m::nn::kernels

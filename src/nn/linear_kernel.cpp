@@ -4,9 +4,12 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <vector>
 
@@ -58,9 +61,36 @@ int64_t matvec_rows(const at::Tensor& x, const at::Tensor& w) {
   return rows >= 1 && rows <= kernels::kMaxRows ? rows : 0;
 }
 
-// Output rows per thread chunk: at least ~128 KB of weights, so small matrices stay on one
-// thread (a fork costs more than they take).
-int64_t matvec_grain(int64_t in, int64_t elem_bytes) { return std::max<int64_t>(4, (1 << 17) / (in * elem_bytes)); }
+// Output rows per chunk: ~64 KB of weights (at least 4 rows). Matrices under 4 chunks
+// (256 KB) stay on one thread: a fork costs more than they take.
+int64_t matvec_grain(int64_t in, int64_t elem_bytes) { return std::max<int64_t>(4, (1 << 16) / (in * elem_bytes)); }
+constexpr int64_t kMatvecMinChunks = 4;
+
+// Runs fn(begin, end) over [0, n) in chunks of `grain` that the threads take in turn from a
+// shared counter, instead of at::parallel_for's one fixed share per thread. Two threads that
+// share the memory bus do not stream at the same rate, so with fixed halves the faster one
+// waited at every join: ~13% of a decode step's thread time in libgomp's barrier (perf), over
+// the ~260 forks of a Model-S step. With chunks the imbalance is at most one chunk (~2 us).
+// Fewer than `min_chunks` chunks run on the calling thread.
+template <typename Fn>
+void parallel_chunks(int64_t n, int64_t grain, int64_t min_chunks, const Fn& fn) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (chunks < std::max<int64_t>(2, min_chunks) || at::get_num_threads() == 1 || at::in_parallel_region()) {
+    if (n > 0) fn(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(c * grain, std::min(n, (c + 1) * grain));
+  });
+}
+
+void check_matvec_rows(int64_t rows) {
+  if (rows < 1 || rows > kernels::kMaxRows)
+    throw Error(describe("bad input", "matvec", std::to_string(rows) + " rows (the kernel takes 1 to 4)"));
+}
 
 at::Tensor output_like(const at::Tensor& x, int64_t out) {
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -68,31 +98,37 @@ at::Tensor output_like(const at::Tensor& x, int64_t out) {
   return at::empty(shape, x.options());
 }
 
-at::Tensor matvec_f32(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+void matvec_f32_raw(const at::Tensor& w, const float* xp, int64_t rows, float* yp) {
   const int64_t out = w.size(0), in = w.size(1);
-  at::Tensor xc = x.contiguous(), y = output_like(x, out);
-  const float *wp = w.data_ptr<float>(), *xp = xc.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, out, matvec_grain(in, 4), [&](int64_t b, int64_t e) {
+  const float* wp = w.data_ptr<float>();
+  parallel_chunks(out, matvec_grain(in, 4), kMatvecMinChunks, [&](int64_t b, int64_t e) {
     kernels::matvec_f32(wp, in, xp, rows, yp, out, b, e);
   });
-  return y;
 }
 
 // The bf16 weight [out, in] times <= kMaxRows float rows: the rows are rounded to bf16 as
 // oneDNN rounds them, sums are fp32.
-at::Tensor matvec_bf16(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+void matvec_bf16_raw(const at::Tensor& w, const float* xp, int64_t rows, float* yp) {
   const int64_t out = w.size(0), in = w.size(1);
-  at::Tensor xc = x.contiguous(), y = output_like(x, out);
   thread_local std::vector<uint16_t> xb;  // grows to the widest input once, then reused
   if (static_cast<int64_t>(xb.size()) < rows * in) xb.resize(static_cast<size_t>(rows * in));
   const uint16_t* xbp = xb.data();
-  kernels::round_to_bf16(xc.data_ptr<float>(), rows * in, xb.data());
+  kernels::round_to_bf16(xp, rows * in, xb.data());
   const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
+  parallel_chunks(out, matvec_grain(in, 2), kMatvecMinChunks, [&](int64_t b, int64_t e) {
     kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
   });
+}
+
+at::Tensor matvec_f32(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+  at::Tensor xc = x.contiguous(), y = output_like(x, w.size(0));
+  matvec_f32_raw(w, xc.data_ptr<float>(), rows, y.data_ptr<float>());
+  return y;
+}
+
+at::Tensor matvec_bf16(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+  at::Tensor xc = x.contiguous(), y = output_like(x, w.size(0));
+  matvec_bf16_raw(w, xc.data_ptr<float>(), rows, y.data_ptr<float>());
   return y;
 }
 
@@ -100,6 +136,8 @@ class Fp32Kernel : public LinearKernel {
  public:
   explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous()) {}
   at::Tensor forward(const at::Tensor& x) const override { return linear_small(x, w_); }
+  bool has_matvec() const override { return matvec_fits(w_); }
+  void matvec(const float* x, int64_t rows, float* y) const override { matvec_into(w_, x, rows, y); }
   int64_t bytes() const override { return w_.numel() * 4; }
   WeightsDtype dtype() const override { return WeightsDtype::FP32; }
 
@@ -107,12 +145,50 @@ class Fp32Kernel : public LinearKernel {
   at::Tensor w_;
 };
 
+}  // namespace
+
+// A decode step streams ~0.7 GB of weights and up to ~0.3 GB of cache: with 4 KB pages that is
+// a TLB miss every 4 KB. Where the allocation fails, a plain at::empty.
+at::Tensor empty_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype) {
+  int64_t numel = 1;
+  for (int64_t d : sizes) numel *= d;
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  if (bytes < kHuge) return at::empty(sizes, at::TensorOptions().dtype(dtype));
+  const size_t padded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, padded);
+  if (!p) return at::empty(sizes, at::TensorOptions().dtype(dtype));
+  ::madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KB
+  return at::from_blob(p, sizes, [](void* q) { std::free(q); }, at::TensorOptions().dtype(dtype));
+}
+
+namespace {
+
+// A float CPU weight rounded to bf16 by the AVX-512 kernel on every thread (LibTorch 1.13's
+// Tensor::to(kBFloat16) runs one scalar loop: ~4 s for Model-S's decoder); else Tensor::to.
+at::Tensor to_bf16(const at::Tensor& w) {
+  if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || !kernels::has_avx512())
+    return w.to(at::kBFloat16).contiguous();
+  const at::Tensor wc = w.contiguous();
+  at::Tensor out = empty_huge_pages(wc.sizes(), at::kBFloat16);
+  const float* src = wc.data_ptr<float>();
+  auto* dst = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+  at::parallel_for(0, wc.numel(), int64_t{1} << 16,
+                   [&](int64_t b, int64_t e) { kernels::round_to_bf16(src + b, e - b, dst + b); });
+  return out;
+}
+
 class Bf16Kernel : public LinearKernel {
  public:
-  explicit Bf16Kernel(const at::Tensor& w) : w_(w.to(at::kBFloat16).contiguous()) {}
+  explicit Bf16Kernel(const at::Tensor& w) : w_(to_bf16(w)) {}
   at::Tensor forward(const at::Tensor& x) const override {
     const int64_t rows = kernels::has_avx512_bf16() ? matvec_rows(x, w_) : 0;
     return rows ? matvec_bf16(x, w_, rows) : at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
+  }
+  bool has_matvec() const override { return kernels::has_avx512_bf16(); }
+  void matvec(const float* x, int64_t rows, float* y) const override {
+    check_matvec_rows(rows);
+    matvec_bf16_raw(w_, x, rows, y);
   }
   int64_t bytes() const override { return w_.numel() * 2; }
   WeightsDtype dtype() const override { return WeightsDtype::BF16; }
@@ -188,30 +264,68 @@ at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight) {
   return rows ? matvec_f32(x, weight, rows) : at::linear(x, weight);
 }
 
-at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len) {
+void LinearKernel::matvec(const float*, int64_t, float*) const {
+  throw Error(describe("no matvec kernel", weights_dtype_name(dtype()), "this weight format has none on this CPU"));
+}
+
+bool matvec_fits(const at::Tensor& weight) {
+  return kernels::has_avx512() && weight.dim() == 2 && weight.scalar_type() == at::kFloat && weight.device().is_cpu() &&
+         weight.is_contiguous();
+}
+
+void matvec_into(const at::Tensor& weight, const float* x, int64_t rows, float* y) {
+  if (!matvec_fits(weight)) throw Error(describe("no matvec kernel", "fp32 weight", "not a contiguous float CPU tensor"));
+  check_matvec_rows(rows);
+  matvec_f32_raw(weight, x, rows, y);
+}
+
+namespace {
+bool fits_attend_kernel(const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len) {
   const auto kv = k_cache.scalar_type();
-  if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
-      (kv != at::kFloat && kv != at::kBFloat16) || v_cache.scalar_type() != kv || !k_cache.is_contiguous() ||
-      !v_cache.is_contiguous() || k_cache.sizes() != v_cache.sizes() || len < 1 || len > k_cache.size(2) ||
-      (at::GradMode::is_enabled() && (q.requires_grad() || k_cache.requires_grad() || v_cache.requires_grad())))
-    return {};
-  const int64_t B = q.size(0), H = q.size(1), Dh = q.size(3), cap = k_cache.size(2);
-  at::Tensor qc = q.contiguous();
-  at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order = [B, 1, H Dh]
-  const float* qp = qc.data_ptr<float>();
-  float* op = out.data_ptr<float>();
+  return k_cache.dim() == 4 && k_cache.device().is_cpu() && (kv == at::kFloat || kv == at::kBFloat16) &&
+         v_cache.scalar_type() == kv && k_cache.is_contiguous() && v_cache.is_contiguous() &&
+         k_cache.sizes() == v_cache.sizes() && len >= 1 && len <= k_cache.size(2) &&
+         !(at::GradMode::is_enabled() && (k_cache.requires_grad() || v_cache.requires_grad()));
+}
+}  // namespace
+
+bool attend_step(const float* qp, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len, const float* bias,
+                 int64_t bias_stride, float* op) {
+  if (!fits_attend_kernel(k_cache, v_cache, len)) return false;
+  const int64_t B = k_cache.size(0), H = k_cache.size(1), cap = k_cache.size(2), Dh = k_cache.size(3);
+  const bool f32 = k_cache.scalar_type() == at::kFloat;
   const void *kp = k_cache.data_ptr(), *vp = v_cache.data_ptr();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
-  at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
+  parallel_chunks(B * H, 1, 2, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scores;
     if (static_cast<int64_t>(scores.size()) < len) scores.resize(static_cast<size_t>(len));
-    if (kv == at::kFloat)
-      kernels::attend_one_f32(qp, static_cast<const float*>(kp), static_cast<const float*>(vp), cap, len, Dh, scale,
-                              op, scores.data(), b, e);
+    if (f32)
+      kernels::attend_one_f32(qp, static_cast<const float*>(kp), static_cast<const float*>(vp), cap, len, Dh, scale, op,
+                              scores.data(), b, e, bias, H, bias_stride);
     else
       kernels::attend_one_bf16(qp, static_cast<const uint16_t*>(kp), static_cast<const uint16_t*>(vp), cap, len, Dh,
-                               scale, op, scores.data(), b, e);
+                               scale, op, scores.data(), b, e, bias, H, bias_stride);
   });
+  return true;
+}
+
+at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len,
+                              const at::Tensor& bias) {
+  if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
+      !fits_attend_kernel(k_cache, v_cache, len) || q.size(0) != k_cache.size(0) || q.size(1) != k_cache.size(1) ||
+      q.size(3) != k_cache.size(3) || (at::GradMode::is_enabled() && q.requires_grad()))
+    return {};
+  const int64_t B = q.size(0), H = q.size(1), Dh = q.size(3);
+  at::Tensor b;
+  if (bias.defined()) {
+    if (bias.scalar_type() != at::kFloat || !bias.device().is_cpu() || bias.numel() % B != 0 || bias.numel() / B < len)
+      return {};
+    b = bias.contiguous();
+  }
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order = [B, 1, H Dh]
+  attend_step(qc.data_ptr<float>(), k_cache, v_cache, len, b.defined() ? b.data_ptr<float>() : nullptr,
+              b.defined() ? b.numel() / B : 0, out.data_ptr<float>());
   return out;
 }
 

@@ -34,7 +34,17 @@ class LinearKernel {
   virtual at::Tensor forward(const at::Tensor& x) const = 0;
   virtual int64_t bytes() const = 0;  // bytes of the stored weight
   virtual WeightsDtype dtype() const = 0;
+  // The fused decode step's form: y [rows, out] = x [rows, in] W^T for 1..4 rows (x, y
+  // contiguous float), into the caller's buffer, through the streaming matvec kernel split
+  // over the threads. Only where has_matvec(): not int8, and the CPU has the kernel's ISA.
+  virtual bool has_matvec() const { return false; }
+  virtual void matvec(const float* x, int64_t rows, float* y) const;
 };
+
+// An uninitialised CPU tensor on 2 MB transparent huge pages where the kernel grants them
+// (Debian's THP default is "madvise"): for the large buffers a decode step streams (weights,
+// KV cache). Under 2 MB, a plain at::empty.
+at::Tensor empty_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype);
 
 // Copies/quantizes `weight` (float [out, in]); the caller may release the float weight.
 std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, WeightsDtype dtype);
@@ -44,10 +54,22 @@ std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, Weigh
 // anything else through at::linear.
 at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight);
 
-// One decode step of cached self-attention: q [B, H, 1, Dh] fp32 against the first `len`
-// entries of k_cache/v_cache [B, H, capacity, Dh] fp32 or bf16 (no mask) -> [B, 1, H * Dh].
+// LinearKernel::matvec for a plain float weight [out, in] (an unconverted fp32 decoder), where
+// matvec_fits(weight): a contiguous float CPU tensor and an AVX-512 CPU.
+bool matvec_fits(const at::Tensor& weight);
+void matvec_into(const at::Tensor& weight, const float* x, int64_t rows, float* y);
+
+// One decode step of cached attention: q [B, H, 1, Dh] fp32 against the first `len` entries
+// of k_cache/v_cache [B, H, capacity, Dh] fp32 or bf16 -> [B, 1, H * Dh]. The self-attention
+// cache, or a window's cross-attention memory (len = S) with `bias`: an additive float score
+// per key, [B, S] or any shape with B rows of S (the memory mask, additive_mask's form).
 // Undefined when the inputs do not fit the kernel (not CPU, other dtypes, not contiguous,
 // autograd): use attention().
-at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len);
+at::Tensor attend_cached_step(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len,
+                              const at::Tensor& bias = {});
+// The same on raw buffers for the fused step: q, out [B, H * Dh]; bias null or B rows of
+// bias_stride floats. False where the cache does not fit the kernel (as above).
+bool attend_step(const float* q, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t len, const float* bias,
+                 int64_t bias_stride, float* out);
 
 }  // namespace v2m::nn

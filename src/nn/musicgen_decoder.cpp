@@ -9,19 +9,13 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <cstring>
 #include <limits>
-
-#include <ATen/Parallel.h>
 
 #include "nn/compat.h"
 #include "nn/cpu_kernels.h"
 #include "nn/delay_pattern.h"
 #include "v2m/error.h"
-
-// cross_attend_step forks with at::parallel_for, which needs OpenMP here (see nn/parallel.h).
-#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
-#error "musicgen_decoder.cpp must be compiled with OpenMP: without it at::parallel_for runs serially here"
-#endif
 
 namespace v2m::nn {
 
@@ -157,37 +151,51 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& memory) {
   return inv.masked_fill(inv.to(at::kBool), lowest).view({mask.size(0), 1, 1, mask.size(1)});
 }
 
-// A decode step's cross-attention: one query per (batch, head) over the window's memory K/V
-// ([B, H, S, Dh], computed once per window) through the streaming step kernel, with the
-// memory mask as an additive score bias. Undefined where the kernel does not apply (not a
-// step, not fp32 on the CPU, autograd): the caller falls back to `attention`.
-at::Tensor cross_attend_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
-  if (q.dim() != 4 || q.size(2) != 1 || !q.device().is_cpu() || q.scalar_type() != at::kFloat ||
-      k.scalar_type() != at::kFloat || v.scalar_type() != at::kFloat || !k.is_contiguous() || !v.is_contiguous() ||
-      k.sizes() != v.sizes() || k.size(0) != q.size(0) || k.size(1) != q.size(1) || k.size(2) < 1 ||
-      (mask.defined() && (mask.scalar_type() != at::kFloat || mask.numel() != k.size(0) * k.size(2))) ||
-      (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())))
-    return {};
-  const int64_t B = q.size(0), H = q.size(1), S = k.size(2), Dh = q.size(3);
-  const at::Tensor qc = q.contiguous(), bias = mask.defined() ? mask.contiguous() : at::Tensor();
-  at::Tensor out = at::empty({B, 1, H * Dh}, q.options());  // [B, H, Dh] memory order
-  const float *qp = qc.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float* op = out.data_ptr<float>();
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
-  at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
-    thread_local std::vector<float> scores;
-    if (static_cast<int64_t>(scores.size()) < S) scores.resize(static_cast<size_t>(S));
-    kernels::attend_one_f32(qp, kp, vp, S, S, Dh, scale, op, scores.data(), b, e, bp, H, S);
-  });
-  return out;
-}
-
 at::Tensor activate(const std::string& act, const at::Tensor& x) {
   if (act == "gelu") return at::gelu(x);
   if (act == "gelu_new" || act == "gelu_pytorch_tanh") return at::gelu(x, "tanh");
   if (act == "relu") return at::relu(x);
   return at::silu(x);
+}
+
+// The same in place, on a buffer of the fused step.
+void activate_(const std::string& act, at::Tensor x) {
+  if (act == "gelu") at::gelu_out(x, x);
+  else if (act == "gelu_new" || act == "gelu_pytorch_tanh") at::gelu_out(x, x, "tanh");
+  else if (act == "relu") at::relu_(x);
+  else at::silu_(x);
+}
+
+// A projection of the fused step: through its converted kernel, or the plain fp32 weight.
+bool has_raw(const std::shared_ptr<LinearKernel>& k, const Linear& lin) {
+  return k ? k->has_matvec() : matvec_fits(lin->weight);
+}
+void project_raw(const std::shared_ptr<LinearKernel>& k, const Linear& lin, const float* x, int64_t rows, float* y) {
+  if (k)
+    k->matvec(x, rows, y);
+  else
+    matvec_into(lin->weight, x, rows, y);
+}
+
+void layer_norm_raw(const torch::nn::LayerNorm& ln, const float* x, int64_t rows, float* y) {
+  const int64_t n = ln->weight.size(0);
+  kernels::layer_norm_rows(x, rows, n, ln->weight.data_ptr<float>(), ln->bias.data_ptr<float>(), ln->options.eps(), y);
+}
+
+// Writes this step's K or V rows [B, H Dh] into the cache [B, H, capacity, Dh] at `pos`.
+void write_cache_rows(const float* src, at::Tensor& cache, int64_t pos) {
+  const int64_t B = cache.size(0), H = cache.size(1), cap = cache.size(2), Dh = cache.size(3);
+  const bool bf16 = cache.scalar_type() == at::kBFloat16;
+  char* base = static_cast<char*>(cache.data_ptr());
+  const int64_t elem = bf16 ? 2 : 4;
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    char* dst = base + ((bh * cap + pos) * Dh) * elem;
+    const float* row = src + bh * Dh;  // [B, H Dh] = [B H, Dh]
+    if (bf16)
+      kernels::round_to_bf16(row, Dh, reinterpret_cast<uint16_t*>(dst));
+    else
+      std::memcpy(dst, row, static_cast<size_t>(Dh) * 4);
+  }
 }
 
 }  // namespace
@@ -259,13 +267,71 @@ at::Tensor MusicgenDecoderLayerImpl::forward(const at::Tensor& x_in, KVCache* ca
   if (cross_k.defined()) {
     h = encoder_attn_layer_norm->forward(x);
     q = encoder_attn->heads_of(encoder_attn->q_proj, h);
-    const at::Tensor oc = T == 1 ? cross_attend_step(q, cross_k, cross_v, cross_mask) : at::Tensor();
+    const at::Tensor oc = T == 1 ? attend_cached_step(q, cross_k, cross_v, cross_k.size(2), cross_mask) : at::Tensor();
+    const bool same = cross_k.scalar_type() == q.scalar_type();  // a bf16 memory outside the kernel (prefill)
     x = x + (oc.defined() ? encoder_attn->project(encoder_attn->out_proj, oc)
-                          : encoder_attn->attend(q, cross_k, cross_v, cross_mask, false));
+                          : encoder_attn->attend(q, same ? cross_k : cross_k.to(q.scalar_type()),
+                                                 same ? cross_v : cross_v.to(q.scalar_type()), cross_mask, false));
   }
   h = final_layer_norm->forward(x);
   h = activate(activation, fc1_kernel ? fc1_kernel->forward(h) : linear_small(h, fc1->weight));
   return x + (fc2_kernel ? fc2_kernel->forward(h) : linear_small(h, fc2->weight));
+}
+
+bool MusicgenDecoderLayerImpl::can_step_fused(const KVCache& cache, int64_t layer) const {
+  if (at::GradMode::is_enabled() || !kernels::has_avx512()) return false;
+  for (const auto* ln : {&self_attn_layer_norm, &encoder_attn_layer_norm, &final_layer_norm})
+    if ((*ln)->weight.scalar_type() != at::kFloat || !(*ln)->weight.device().is_cpu() || !(*ln)->bias.defined())
+      return false;
+  const auto& a = *self_attn;
+  const auto& c = *encoder_attn;
+  if (!has_raw(a.q_kernel, a.q_proj) || !has_raw(a.k_kernel, a.k_proj) || !has_raw(a.v_kernel, a.v_proj) ||
+      !has_raw(a.out_kernel, a.out_proj) || !has_raw(fc1_kernel, fc1) || !has_raw(fc2_kernel, fc2))
+    return false;
+  const auto& k = cache.self_k[layer];
+  if (!k.is_contiguous() || !cache.self_v[layer].is_contiguous() ||
+      (k.scalar_type() != at::kFloat && k.scalar_type() != at::kBFloat16))
+    return false;
+  if (cache.has_memory()) {
+    if (!has_raw(c.q_kernel, c.q_proj) || !has_raw(c.out_kernel, c.out_proj)) return false;
+    const auto& ck = cache.cross_k[layer];
+    if (!ck.is_contiguous() || !cache.cross_v[layer].is_contiguous() ||
+        (ck.scalar_type() != at::kFloat && ck.scalar_type() != at::kBFloat16) ||
+        (cache.cross_mask.defined() && (cache.cross_mask.scalar_type() != at::kFloat || !cache.cross_mask.is_contiguous())))
+      return false;
+  }
+  return true;
+}
+
+void MusicgenDecoderLayerImpl::step_fused(float* x, int64_t B, KVCache& cache, int64_t layer, float* scratch) {
+  const int64_t D = self_attn->q_proj->weight.size(0), F = fc1->weight.size(0), pos = cache.pos;
+  float *h = scratch, *q = h + B * D, *k = q + B * D, *v = k + B * D, *o = v + B * D, *t = o + B * D, *f = t + B * D;
+  auto& a = *self_attn;
+  layer_norm_raw(self_attn_layer_norm, x, B, h);
+  project_raw(a.q_kernel, a.q_proj, h, B, q);
+  project_raw(a.k_kernel, a.k_proj, h, B, k);
+  project_raw(a.v_kernel, a.v_proj, h, B, v);
+  write_cache_rows(k, cache.self_k[layer], pos);
+  write_cache_rows(v, cache.self_v[layer], pos);
+  attend_step(q, cache.self_k[layer], cache.self_v[layer], pos + 1, nullptr, 0, o);
+  project_raw(a.out_kernel, a.out_proj, o, B, t);
+  kernels::add_into(x, t, B * D);
+  if (cache.has_memory()) {
+    auto& c = *encoder_attn;
+    layer_norm_raw(encoder_attn_layer_norm, x, B, h);
+    project_raw(c.q_kernel, c.q_proj, h, B, q);
+    const at::Tensor& ck = cache.cross_k[layer];
+    const int64_t S = ck.size(2);
+    const float* bias = cache.cross_mask.defined() ? cache.cross_mask.data_ptr<float>() : nullptr;
+    attend_step(q, ck, cache.cross_v[layer], S, bias, S, o);
+    project_raw(c.out_kernel, c.out_proj, o, B, t);
+    kernels::add_into(x, t, B * D);
+  }
+  layer_norm_raw(final_layer_norm, x, B, h);
+  project_raw(fc1_kernel, fc1, h, B, f);
+  activate_(activation, at::from_blob(f, {B * F}, at::TensorOptions().dtype(at::kFloat)));
+  project_raw(fc2_kernel, fc2, f, B, t);
+  kernels::add_into(x, t, B * D);
 }
 
 MusicgenDecoderStackImpl::MusicgenDecoderStackImpl(const MusicgenDecoderConfig& c) {
@@ -309,10 +375,11 @@ KVCache MusicgenDecoderImpl::make_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
   c.batch = batch;
   c.capacity = capacity;
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    c.self_k.push_back(at::empty({batch, H, capacity, Dh}, opts));
-    c.self_v.push_back(at::empty({batch, H, capacity, Dh}, opts));
-  }
+  c.dtype = kv_dtype();
+  const bool cpu = opts.device().is_cpu();
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    for (auto* kv : {&c.self_k, &c.self_v})
+      kv->push_back(cpu ? empty_huge_pages({batch, H, capacity, Dh}, c.dtype) : at::empty({batch, H, capacity, Dh}, opts));
   return c;
 }
 
@@ -331,8 +398,9 @@ void MusicgenDecoderImpl::set_memory(KVCache& cache, const at::Tensor& memory, c
   cache.cross_v.clear();
   for (const auto& m : *model->decoder->layers) {
     auto& attn = m->as<MusicgenDecoderLayer>()->encoder_attn;
-    cache.cross_k.push_back(attn->heads_of(attn->k_proj, memory).contiguous());
-    cache.cross_v.push_back(attn->heads_of(attn->v_proj, memory).contiguous());
+    // In the self-attention cache's dtype: bf16 halves what every step reads from the memory.
+    cache.cross_k.push_back(attn->heads_of(attn->k_proj, memory).to(cache.dtype).contiguous());
+    cache.cross_v.push_back(attn->heads_of(attn->v_proj, memory).to(cache.dtype).contiguous());
   }
   cache.cross_mask = additive_mask(memory_mask, memory);
 }
@@ -377,6 +445,21 @@ at::Tensor MusicgenDecoderImpl::hidden_states(const at::Tensor& codes, const at:
   if (!cache && memory.defined()) {
     check_memory(memory, B, cfg.hidden_size);
     mask = additive_mask(memory_mask, memory);
+  }
+  // A decode step on the CPU runs each layer fused on raw rows (no per-op dispatch), where
+  // every layer's weights and the cache fit the kernels.
+  bool fused = cache && T == 1 && h.device().is_cpu() && h.scalar_type() == at::kFloat && B <= kernels::kMaxRows;
+  for (int64_t i = 0; fused && i < static_cast<int64_t>(stack.layers->size()); ++i)
+    fused = stack.layers[i]->as<MusicgenDecoderLayer>()->can_step_fused(*cache, i);
+  if (fused) {
+    h = h.contiguous();
+    const int64_t need = B * (6 * cfg.hidden_size + cfg.ffn_dim);
+    if (!cache->scratch.defined() || cache->scratch.numel() < need) cache->scratch = at::empty({need}, h.options());
+    for (int64_t i = 0; i < static_cast<int64_t>(stack.layers->size()); ++i)
+      stack.layers[i]->as<MusicgenDecoderLayer>()->step_fused(h.data_ptr<float>(), B, *cache, i,
+                                                               cache->scratch.data_ptr<float>());
+    cache->pos += T;
+    return stack.layer_norm->forward(h);
   }
   int64_t l = 0;
   for (const auto& m : *stack.layers) {

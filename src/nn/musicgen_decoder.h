@@ -82,6 +82,8 @@ struct KVCache {
   std::vector<at::Tensor> self_k, self_v;    // per layer [B, H, capacity, Dh]
   std::vector<at::Tensor> cross_k, cross_v;  // per layer [B, H, S, Dh] (empty: no memory)
   at::Tensor cross_mask;                     // [B, 1, 1, S] additive, or undefined
+  at::Tensor scratch;                        // the fused step's row buffers (allocated once)
+  at::ScalarType dtype = at::kFloat;         // of self_k/v and cross_k/v
   int64_t pos = 0;                           // tokens already in the cache
   int64_t capacity = 0;
   int64_t batch = 0;
@@ -113,6 +115,13 @@ struct MusicgenDecoderLayerImpl : torch::nn::Module {
   // cross K/V/mask: [B, H, S, Dh] / [B, 1, 1, S] (undefined K: no cross-attention) -> [B, T, D]
   at::Tensor forward(const at::Tensor& x, KVCache* cache, int64_t layer, const at::Tensor& cross_k,
                      const at::Tensor& cross_v, const at::Tensor& cross_mask);
+  // The same for one decode step (T = 1, B <= 4 rows) fused on raw buffers: x [B, D] float is
+  // updated in place, every product runs through the streaming kernels with no ATen op but
+  // the activation, this step's K/V go into the cache at cache.pos (not advanced here).
+  // scratch: B (6 D + F) floats. Only where can_step_fused(): no autograd, an AVX-512 CPU,
+  // each projection fp32 or bf16 (not int8), the cache fp32 or bf16 and contiguous.
+  bool can_step_fused(const KVCache& cache, int64_t layer) const;
+  void step_fused(float* x, int64_t B, KVCache& cache, int64_t layer, float* scratch);
 
   std::string activation;
   MusicgenAttention self_attn{nullptr}, encoder_attn{nullptr};

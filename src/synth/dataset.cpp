@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,14 +25,16 @@ namespace v2m::synth {
 
 namespace {
 
+// Creates d and any missing parents (`v2m synth -o data/synth` in a fresh clone).
 void make_dir(const std::string& d) {
   struct stat st {};
   if (::stat(d.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw Error(describe("cannot create output directory", d, "exists and is not a directory"));
     return;
   }
-  if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
-    throw Error(describe("cannot create output directory", d, std::strerror(errno)));
+  std::error_code ec;
+  std::filesystem::create_directories(d, ec);
+  if (ec) throw Error(describe("cannot create output directory", d, ec.message()));
 }
 
 }  // namespace

@@ -27,11 +27,15 @@ const char* key_name(int pc) {
 namespace {
 
 const int kMajor[7] = {0, 2, 4, 5, 7, 9, 11};
-const int kMinor[7] = {0, 2, 3, 5, 7, 8, 10};  // natural minor
+const int kMinor[7] = {0, 2, 3, 5, 7, 8, 10};          // natural minor
+const int kHarmonicMinor[7] = {0, 2, 3, 5, 7, 8, 11};  // raised 7th: the major dominant of minor keys
 
-// Scale degrees (0-based) of one chord per bar, cycled.
-const std::vector<std::vector<int>> kMajorProgressions = {{0, 4, 5, 3}, {0, 3, 4, 0}, {5, 3, 0, 4}, {0, 5, 3, 4}};
-const std::vector<std::vector<int>> kMinorProgressions = {{0, 5, 2, 6}, {0, 3, 4, 0}, {0, 6, 5, 6}, {0, 3, 5, 4}};
+// Scale degrees (0-based) of one chord per bar, cycled; the same table for both modes. Every
+// progression opens on the tonic and reaches the dominant (V), so even a two-bar clip states
+// its tonic triad, and in minor the dominant's leading tone (harmonic minor) sets the pitch
+// content apart from the relative major's (a natural-minor piece shares all seven pitch
+// classes with it).
+const std::vector<std::vector<int>> kProgressions = {{0, 4, 5, 3}, {0, 3, 4, 0}, {0, 5, 3, 4}, {0, 3, 0, 4}};
 
 // Melody rhythms of one 4-beat bar, in beats.
 const std::vector<std::vector<double>> kRhythms = {
@@ -71,8 +75,7 @@ Score compose(const ClipParams& p) {
   Rng r(mix_seed(p.seed, 0x5C04E));
   const double beat = s.beat_seconds(), bar = s.bar_seconds();
   const int bpb = p.beats_per_bar;
-  const int* scale = p.minor ? kMinor : kMajor;
-  const auto& prog = (p.minor ? kMinorProgressions : kMajorProgressions)[p.progression % 4];
+  const auto& prog = kProgressions[p.progression % kProgressions.size()];
   const int tonic = 48 + p.key_pc;  // C3..B3
   for (int k = 0;; ++k) {
     const double t = k * beat;
@@ -91,6 +94,8 @@ Score compose(const ClipParams& p) {
   for (int b = 0; b < bars; ++b) {
     const double t0 = b * bar;
     const int deg = prog[b % prog.size()];
+    // Minor keys take the dominant bar (chord and melody) from the harmonic minor scale.
+    const int* scale = !p.minor ? kMajor : deg == 4 ? kHarmonicMinor : kMinor;
     // Chords: diatonic triad on the degree, root position.
     std::vector<int> triad = {degree_note(tonic, scale, deg), degree_note(tonic, scale, deg + 2),
                               degree_note(tonic, scale, deg + 4)};

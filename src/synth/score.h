@@ -34,7 +34,7 @@ struct ClipParams {
   int program = 0;        // GM program of chords and melody
   double loudness = 0.7;  // 0..1: velocity scale and output level (video: brightness)
   int beats_per_bar = 4;
-  int progression = 0;    // index into the mode's progression table
+  int progression = 0;    // index into the progression table (shared by both modes)
 };
 
 // Parameters of clip `index` of a dataset with seed `seed` (independent of other clips).

@@ -30,19 +30,28 @@ torch::Tensor bf16_bits(const torch::Tensor& x) {  // float -> bf16 via round_to
 
 TEST(CpuKernels, RoundToBf16MatchesTorchRounding) {
   torch::manual_seed(0);
-  auto x = torch::randn({4096}) * 100;
+  auto x = torch::randn({4099}) * 100;  // 256 AVX-512 vectors and a 3-float scalar tail
   // Ties: 1 + 2^-8 lies halfway between bf16 neighbours 1 and 1 + 2^-7 (rounds to even: 1);
   // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6).
-  x[0] = 1.0f + std::ldexp(1.0f, -8);
-  x[1] = 1.0f + 3 * std::ldexp(1.0f, -8);
-  x[2] = std::numeric_limits<float>::infinity();
+  for (int64_t base : {int64_t(0), int64_t(4096)}) {  // in a vector and in the tail
+    x[base] = 1.0f + std::ldexp(1.0f, -8);
+    x[base + 1] = 1.0f + 3 * std::ldexp(1.0f, -8);
+    x[base + 2] = std::numeric_limits<float>::infinity();
+  }
   x[3] = -0.0f;
+  x[4] = std::numeric_limits<float>::max();  // rounds up to infinity, as torch's does
+  x[5] = -std::numeric_limits<float>::denorm_min();
+  x[6] = std::numeric_limits<float>::quiet_NaN();
+  x[7] = -std::numeric_limits<float>::signaling_NaN();
   auto ours = bf16_bits(x);
   auto ref = x.to(torch::kBFloat16).view(torch::kInt16);
-  EXPECT_TRUE(torch::equal(ours, ref));
-  auto nan = torch::tensor({std::numeric_limits<float>::quiet_NaN()});
-  auto back = bf16_bits(nan).view(torch::kBFloat16).to(torch::kFloat);
-  EXPECT_TRUE(std::isnan(back.item<float>()));
+  const auto nan = torch::isnan(x);
+  EXPECT_TRUE(torch::equal(ours.masked_select(~nan), ref.masked_select(~nan)));
+  auto back = ours.view(torch::kBFloat16).to(torch::kFloat);
+  EXPECT_TRUE(torch::isnan(back[6]).item<bool>());
+  EXPECT_TRUE(torch::isnan(back[7]).item<bool>());  // a signalling NaN stays a NaN, not infinity
+  auto tail_nan = torch::tensor({std::numeric_limits<float>::quiet_NaN()});
+  EXPECT_TRUE(std::isnan(bf16_bits(tail_nan).view(torch::kBFloat16).to(torch::kFloat).item<float>()));
 }
 
 TEST(CpuKernels, MatvecMatchesReferenceForEveryRowCountAndSplit) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "nn/cpu_kernels.h"
 #include "nn/delay_pattern.h"
 #include "nn/musicgen_decoder.h"
 #include "nn/state_dict.h"
@@ -154,6 +155,42 @@ TEST(MusicgenDecoder, KvCacheStepsMatchFullRecompute) {
   EXPECT_EQ(cache.pos, T);
   EXPECT_LT(max_diff(torch::cat(parts, 2), full), 1e-5);
   EXPECT_THROW(d->forward(in.codes.narrow(2, 0, 4), {}, {}, &cache), v2m::Error);  // 9 + 4 > 12
+}
+
+// A decode step runs each layer fused on raw rows (no autograd, AVX-512): the same logits as
+// the per-op path (taken here with autograd on), for fp32 and bf16 weights, with a masked
+// memory and a frame condition; the bf16 decoder keeps its cross-attention memory in bf16.
+TEST(MusicgenDecoder, FusedDecodeStepMatchesThePerOpPath) {
+  if (!kernels::has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  auto c = tiny();
+  c.hidden_size = 64;  // head width 16: the vectorised attention kernel
+  c.ffn_dim = 128;
+  const int64_t T = 7;
+  auto in = inputs(c, 2, T, 6);
+  auto frames = torch::randn({2, T, c.hidden_size});
+  for (WeightsDtype dt : {WeightsDtype::FP32, WeightsDtype::BF16}) {
+    if (dt == WeightsDtype::BF16 && !kernels::has_avx512_bf16()) continue;
+    auto d = make(c, 3);
+    if (dt != WeightsDtype::FP32) d->set_weights_dtype(dt);
+    auto run = [&](bool grad) {
+      torch::AutoGradMode mode(grad);
+      auto cache = d->make_cache(2, 12);
+      d->set_memory(cache, in.memory, in.mask);
+      std::vector<torch::Tensor> parts{d->forward(in.codes.narrow(2, 0, 3), {}, {}, &cache, frames)};
+      for (int64_t t = 3; t < T; ++t) {
+        EXPECT_EQ(d->model->decoder->layers[0]->as<MusicgenDecoderLayer>()->can_step_fused(cache, 0), !grad);
+        parts.push_back(d->forward(in.codes.narrow(2, t, 1), {}, {}, &cache, frames));
+      }
+      EXPECT_EQ(cache.cross_k[0].scalar_type(), d->kv_dtype());
+      return torch::cat(parts, 2).detach();
+    };
+    const auto fused = run(false), per_op = run(true);
+    // bf16: the per-op path's oneDNN product also rounds its output to bf16 (2^-9 relative).
+    const double scale = per_op.abs().max().item<double>();
+    const double tol = dt == WeightsDtype::FP32 ? 1e-5 : 1e-2 * scale;
+    EXPECT_LT(max_diff(fused, per_op), tol) << weights_dtype_name(dt) << ", logits up to " << scale;
+    EXPECT_GT(scale, 0.1);
+  }
 }
 
 TEST(MusicgenDecoder, FrameConditionIsCausalPositionalAndCached) {

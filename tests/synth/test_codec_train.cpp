@@ -198,7 +198,8 @@ TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {
 }
 
 // `v2m init --codec DIR` takes the codec from a trained (exported) codec directory, bit for
-// bit; a codec of another architecture is refused; `v2m export --dtype fp16` halves it.
+// bit, or from a model directory (the fp16 export here: its codec, widened back to fp32);
+// a codec of another architecture is refused; `v2m export --dtype fp16` halves it.
 TEST(CodecTrain, InitTakesATrainedCodecAndExportWritesFp16) {
   const std::string cli = V2M_CLI_PATH;
   if (cli.empty()) GTEST_SKIP() << "v2m CLI not built";
@@ -227,6 +228,17 @@ TEST(CodecTrain, InitTakesATrainedCodecAndExportWritesFp16) {
     EXPECT_TRUE(at::equal(half_w.at(k), t.to(at::kHalf))) << k;
   }
   EXPECT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/m", &out), 1) << out;
+
+  ASSERT_EQ(run_capture(cli + " -q init " + tiny + " --codec " + d.path() + "/m16 -o " + d.path() + "/from16", &out), 0)
+      << out;
+  const nn::TensorMap from16 = nn::load_safetensors(d.path() + "/from16/model.safetensors");
+  int codec_tensors = 0;
+  for (const auto& [k, t] : half_w) {
+    if (k.rfind("codec.", 0) != 0 || !t.is_floating_point()) continue;
+    EXPECT_TRUE(at::equal(from16.at(k), t.to(at::kFloat))) << k;
+    ++codec_tensors;
+  }
+  EXPECT_GE(codec_tensors, static_cast<int>(codec_w.size()));
 
   nn::EncodecConfig other = mc.codec;
   other.num_filters = 4;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "data/manifest.h"
+#include "eval/alignment.h"
 #include "synth/dataset.h"
 #include "synth/render.h"
 #include "synth/scene.h"
@@ -111,6 +112,29 @@ TEST(SynthScore, LabelsBeatsAndCutsFollowTempoAndBars) {
     }
     EXPECT_EQ(kicks_snares, static_cast<int>(beats.size()));
   }
+}
+
+// The mode is in the notes, not only in the label: a duration-weighted pitch-class histogram
+// of every pitched note correlates best with a Krumhansl-Kessler profile of the clip's mode
+// (the estimator `v2m eval` runs on chroma) and names the clip's tonic, for clips as short
+// as two bars. Natural minor shares its pitch classes with the relative major; the tonic-first
+// progressions and the harmonic-minor dominant are what set the two apart.
+TEST(SynthScore, PitchContentStatesTheModeAndTonic) {
+  int mode_hits = 0, tonic_hits = 0, n = 0;
+  for (uint64_t i = 0; i < 96; ++i) {
+    ClipParams p = sample_clip_params(11, i, 8.0);
+    p.minor = i % 2 == 1;  // both modes for every tempo and progression drawn
+    const Score s = compose(p);
+    at::Tensor hist = at::zeros({12}, at::kDouble);
+    for (const auto& e : s.notes)
+      if (e.channel != kDrumChannel) hist[e.key % 12] += e.duration;
+    const auto k = eval::estimate_key(hist);
+    mode_hits += k.major == !p.minor;
+    tonic_hits += k.tonic == p.key_pc;
+    ++n;
+  }
+  EXPECT_GE(mode_hits, n * 95 / 100) << mode_hits << " of " << n;
+  EXPECT_GE(tonic_hits, n * 90 / 100) << tonic_hits << " of " << n;
 }
 
 TEST(SynthRender, AudioIsLoudEnoughAndPulsesOnTheBeat) {
@@ -261,14 +285,14 @@ TEST(SynthCli, GeneratesProbeableClipsAndAManifest) {
       EXPECT_TRUE(c.labels.contains(k)) << k;
     EXPECT_EQ(c.labels.size(), 8u);
   }
-  // Same seed, same dataset.
+  // Same seed, same dataset (and missing parent directories are created).
   ASSERT_EQ(run_capture(std::string("'") + V2M_CLI_PATH + "' -q synth -o '" + dir.path() +
-                            "/ds2' --clips 2 --seconds 2 --seed 9 --size 64 --fps 8",
+                            "/nested/ds2' --clips 2 --seconds 2 --seed 9 --size 64 --fps 8",
                         &out),
             0)
       << out;
-  EXPECT_EQ(read_text(dir.path() + "/ds/manifest.jsonl"), read_text(dir.path() + "/ds2/manifest.jsonl"));
-  EXPECT_EQ(read_text(dir.path() + "/ds/clips/synth_00001.wav"), read_text(dir.path() + "/ds2/clips/synth_00001.wav"));
+  EXPECT_EQ(read_text(dir.path() + "/ds/manifest.jsonl"), read_text(dir.path() + "/nested/ds2/manifest.jsonl"));
+  EXPECT_EQ(read_text(dir.path() + "/ds/clips/synth_00001.wav"), read_text(dir.path() + "/nested/ds2/clips/synth_00001.wav"));
   // A bad option fails with one line and writes no manifest.
   ASSERT_NE(run_capture(std::string("'") + V2M_CLI_PATH + "' synth -o '" + dir.path() + "/bad' --size 63", &out), 0);
   EXPECT_FALSE(file_exists(dir.path() + "/bad/manifest.jsonl"));

@@ -1,6 +1,7 @@
 // v2m init CONFIG.yaml -o DIR: a model directory with seeded random weights (the starting
 // point for training, and a real model directory for tests and benchmarks). --codec DIR
-// takes the codec from a trained codec directory (`v2m train-codec` exports one) instead.
+// takes the codec from a trained codec directory (`v2m train-codec` exports one) or from a
+// V2M model directory (config.yaml + model.safetensors, e.g. models/v2m-tiny) instead.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -27,11 +28,14 @@ const v2m::cli::Command reg("init", "Write a randomly initialised model director
   sub.add_option("-o,--output", *out, "Output model directory")->required();
   sub.add_option("--dtype", *dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   sub.add_option("--set", *sets, "Override a config key (a.b=c)");
-  sub.add_option("--codec", *codec, "Trained codec directory (config.json + model.safetensors) to take the codec from");
+  sub.add_option("--codec", *codec,
+                 "Codec to take: a trained codec directory (config.json + model.safetensors) or a model directory");
   sub.callback([=] {
     auto m = v2m::model::load_model(*config, false, *sets);
     if (!codec->empty()) {
-      v2m::nn::Encodec trained = v2m::nn::load_encodec(*codec);
+      const bool model_dir = std::filesystem::exists(*codec + "/config.yaml");
+      v2m::nn::Encodec trained = model_dir ? v2m::model::load_model(*codec, /*check_weights=*/true)->codec
+                                           : v2m::nn::load_encodec(*codec);
       auto model_codec = m->cfg.codec, dir_codec = trained->cfg;
       dir_codec.target_bandwidths = model_codec.target_bandwidths;  // metadata; num_codebooks is the architecture
       if (v2m::to_yaml(model_codec) != v2m::to_yaml(dir_codec))
