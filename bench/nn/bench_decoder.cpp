@@ -115,6 +115,27 @@ int main(int argc, char** argv) {
     const Agreement a = agree(ref_logits, dec->forward(codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1)));
     const Agreement st = agree(ref_logits, stepwise_logits(dec, codes, memory.narrow(0, 0, 1), mask.narrow(0, 0, 1)));
 
+    // The step's weight products alone, back to back in step order through the same kernels
+    // (no attention, norms or dependencies): what the kernels stream when nothing else runs.
+    double matvec_only_ms = 0;
+    if (dt != WeightsDtype::FP32 && dec->model->decoder->layers[0]->as<MusicgenDecoderLayer>()->fc1_kernel->has_matvec()) {
+      std::vector<const LinearKernel*> ks;
+      for (const auto& m : *dec->model->decoder->layers) {
+        auto l = m->as<MusicgenDecoderLayer>();
+        for (const auto* k : {l->self_attn->q_kernel.get(), l->self_attn->k_kernel.get(), l->self_attn->v_kernel.get(),
+                              l->self_attn->out_kernel.get(), l->encoder_attn->q_kernel.get(),
+                              l->encoder_attn->out_kernel.get(), l->fc1_kernel.get(), l->fc2_kernel.get()})
+          ks.push_back(k);
+      }
+      std::vector<float> xin(B2 * cfg.ffn_dim, 0.5f), yout(B2 * cfg.ffn_dim);
+      std::vector<double> ms;
+      for (int rep = 0; rep < 5; ++rep) {
+        const double t_start = now_s();
+        for (const auto* k : ks) k->matvec(xin.data(), B2, yout.data());
+        ms.push_back((now_s() - t_start) * 1e3);
+      }
+      matvec_only_ms = v2m::bench::median(ms);
+    }
     KVCache cache = dec->make_cache(B2, capacity);
     double t0 = now_s();
     dec->set_memory(cache, memory, mask);
@@ -174,12 +195,13 @@ int main(int argc, char** argv) {
                   "     \"kv_dtype\": \"%s\", \"kv_bytes_per_step_mean\": %.0f, \"weights_plus_kv_bound_ms\": %.2f,\n"
                   "     \"step_over_weights_plus_kv_bound\": %.2f, \"stepwise_logits_cosine\": %.6f,\n"
                   "     \"stepwise_logits_max_abs_diff\": %.3g, \"stepwise_top1_match\": %.4f, \"page_faults_per_step\": %.1f,\n"
-                  "     \"triad_gbs_next_to_steps\": %.2f, \"triad_gbs_min\": %.2f, \"triad_gbs_max\": %.2f}",
+                  "     \"triad_gbs_next_to_steps\": %.2f, \"triad_gbs_min\": %.2f, \"triad_gbs_max\": %.2f,\n"
+                  "     \"layer_matvecs_only_ms\": %.2f}",
                   first ? "" : ",\n", name.c_str(), wbytes, set_memory_ms, at_pos[0], at_pos[1], at_pos[2], mean_ms,
                   bound_ms, step_over_bound, wbytes / (mean_ms * 1e6), mean_ms * frames / 1e3, a.max_abs, a.max_ref,
                   a.cosine, a.top1, c10::toString(cache.self_k[0].scalar_type()), kv_bytes, kv_bound_ms,
                   step_over_kv_bound, st.cosine, st.max_abs, st.top1, static_cast<double>(faults) / (3.0 * steps * rounds),
-                  bw, *std::min_element(bws.begin(), bws.end()), *std::max_element(bws.begin(), bws.end()));
+                  bw, *std::min_element(bws.begin(), bws.end()), *std::max_element(bws.begin(), bws.end()), matvec_only_ms);
     rows << buf;
     first = false;
   }

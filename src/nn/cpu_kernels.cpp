@@ -188,6 +188,8 @@ V2M_AVX512 void attend_one_avx512(const float* q, const T* k, const T* v, int64_
     s[t] = _mm512_reduce_add_ps(acc) + (bias ? bias[t] : 0.0f);
     mx = std::max(mx, s[t]);
   }
+  // The V pass's first lines are requested now, so they arrive while the softmax computes.
+  for (int64_t b = 0; b < std::min<int64_t>(kPrefetchBytes, len * row_bytes); b += 64) _mm_prefetch(vbytes + b, _MM_HINT_T1);
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 vsum = _mm512_setzero_ps();
   int64_t t = 0;

@@ -61,31 +61,11 @@ int64_t matvec_rows(const at::Tensor& x, const at::Tensor& w) {
   return rows >= 1 && rows <= kernels::kMaxRows ? rows : 0;
 }
 
-// Output rows per chunk: ~64 KB of weights (at least 4 rows). Matrices under 4 chunks
-// (256 KB) stay on one thread: a fork costs more than they take.
-int64_t matvec_grain(int64_t in, int64_t elem_bytes) { return std::max<int64_t>(4, (1 << 16) / (in * elem_bytes)); }
-constexpr int64_t kMatvecMinChunks = 4;
-
-// Runs fn(begin, end) over [0, n) in chunks of `grain` that the threads take in turn from a
-// shared counter, instead of at::parallel_for's one fixed share per thread. Two threads that
-// share the memory bus do not stream at the same rate, so with fixed halves the faster one
-// waited at every join: ~13% of a decode step's thread time in libgomp's barrier (perf), over
-// the ~260 forks of a Model-S step. With chunks the imbalance is at most one chunk (~2 us).
-// Fewer than `min_chunks` chunks run on the calling thread.
-template <typename Fn>
-void parallel_chunks(int64_t n, int64_t grain, int64_t min_chunks, const Fn& fn) {
-  const int64_t chunks = (n + grain - 1) / grain;
-  if (chunks < std::max<int64_t>(2, min_chunks) || at::get_num_threads() == 1 || at::in_parallel_region()) {
-    if (n > 0) fn(0, n);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed))
-      fn(c * grain, std::min(n, (c + 1) * grain));
-  });
-}
+// Output rows per thread chunk: at least ~128 KB of weights, so small matrices stay on one
+// thread (a fork costs more than they take). Each thread streams one contiguous share of the
+// matrix: splitting it into smaller chunks that the threads take in turn (tried) broke the
+// streams and cost 14% (layer products alone 29.5 against 25.9 ms a Model-S step).
+int64_t matvec_grain(int64_t in, int64_t elem_bytes) { return std::max<int64_t>(4, (1 << 17) / (in * elem_bytes)); }
 
 void check_matvec_rows(int64_t rows) {
   if (rows < 1 || rows > kernels::kMaxRows)
@@ -101,7 +81,7 @@ at::Tensor output_like(const at::Tensor& x, int64_t out) {
 void matvec_f32_raw(const at::Tensor& w, const float* xp, int64_t rows, float* yp) {
   const int64_t out = w.size(0), in = w.size(1);
   const float* wp = w.data_ptr<float>();
-  parallel_chunks(out, matvec_grain(in, 4), kMatvecMinChunks, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, out, matvec_grain(in, 4), [&](int64_t b, int64_t e) {
     kernels::matvec_f32(wp, in, xp, rows, yp, out, b, e);
   });
 }
@@ -115,7 +95,7 @@ void matvec_bf16_raw(const at::Tensor& w, const float* xp, int64_t rows, float* 
   const uint16_t* xbp = xb.data();
   kernels::round_to_bf16(xp, rows * in, xb.data());
   const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-  parallel_chunks(out, matvec_grain(in, 2), kMatvecMinChunks, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
     kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
   });
 }
@@ -296,7 +276,7 @@ bool attend_step(const float* qp, const at::Tensor& k_cache, const at::Tensor& v
   const bool f32 = k_cache.scalar_type() == at::kFloat;
   const void *kp = k_cache.data_ptr(), *vp = v_cache.data_ptr();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
-  parallel_chunks(B * H, 1, 2, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, B * H, 1, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scores;
     if (static_cast<int64_t>(scores.size()) < len) scores.resize(static_cast<size_t>(len));
     if (f32)
