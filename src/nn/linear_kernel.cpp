@@ -78,37 +78,13 @@ at::Tensor output_like(const at::Tensor& x, int64_t out) {
   return at::empty(shape, x.options());
 }
 
-void matvec_f32_raw(const at::Tensor& w, const float* xp, int64_t rows, float* yp) {
-  const int64_t out = w.size(0), in = w.size(1);
-  const float* wp = w.data_ptr<float>();
-  at::parallel_for(0, out, matvec_grain(in, 4), [&](int64_t b, int64_t e) {
-    kernels::matvec_f32(wp, in, xp, rows, yp, out, b, e);
-  });
-}
-
-// The bf16 weight [out, in] times <= kMaxRows float rows: the rows are rounded to bf16 as
-// oneDNN rounds them, sums are fp32.
-void matvec_bf16_raw(const at::Tensor& w, const float* xp, int64_t rows, float* yp) {
-  const int64_t out = w.size(0), in = w.size(1);
-  thread_local std::vector<uint16_t> xb;  // grows to the widest input once, then reused
-  if (static_cast<int64_t>(xb.size()) < rows * in) xb.resize(static_cast<size_t>(rows * in));
-  const uint16_t* xbp = xb.data();
-  kernels::round_to_bf16(xp, rows * in, xb.data());
-  const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-  at::parallel_for(0, out, matvec_grain(in, 2), [&](int64_t b, int64_t e) {
-    kernels::matvec_bf16(wp, in, xbp, rows, yp, out, b, e);
-  });
-}
-
-at::Tensor matvec_f32(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
+// x [rows, in] (rows <= kMaxRows) times a float or bf16 weight [out, in] through matvec_group.
+// bf16: the rows are rounded to bf16 as oneDNN rounds them, sums are fp32.
+at::Tensor small_product(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
   at::Tensor xc = x.contiguous(), y = output_like(x, w.size(0));
-  matvec_f32_raw(w, xc.data_ptr<float>(), rows, y.data_ptr<float>());
-  return y;
-}
-
-at::Tensor matvec_bf16(const at::Tensor& x, const at::Tensor& w, int64_t rows) {
-  at::Tensor xc = x.contiguous(), y = output_like(x, w.size(0));
-  matvec_bf16_raw(w, xc.data_ptr<float>(), rows, y.data_ptr<float>());
+  const MatvecView v{w.data_ptr(), w.size(0), w.size(1), w.scalar_type() == at::kBFloat16};
+  float* yp = y.data_ptr<float>();
+  matvec_group(&v, 1, xc.data_ptr<float>(), rows, &yp);
   return y;
 }
 
@@ -116,8 +92,7 @@ class Fp32Kernel : public LinearKernel {
  public:
   explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous()) {}
   at::Tensor forward(const at::Tensor& x) const override { return linear_small(x, w_); }
-  bool has_matvec() const override { return matvec_fits(w_); }
-  void matvec(const float* x, int64_t rows, float* y) const override { matvec_into(w_, x, rows, y); }
+  MatvecView matvec_view() const override { return nn::matvec_view(w_); }
   int64_t bytes() const override { return w_.numel() * 4; }
   WeightsDtype dtype() const override { return WeightsDtype::FP32; }
 
@@ -163,12 +138,11 @@ class Bf16Kernel : public LinearKernel {
   explicit Bf16Kernel(const at::Tensor& w) : w_(to_bf16(w)) {}
   at::Tensor forward(const at::Tensor& x) const override {
     const int64_t rows = kernels::has_avx512_bf16() ? matvec_rows(x, w_) : 0;
-    return rows ? matvec_bf16(x, w_, rows) : at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
+    return rows ? small_product(x, w_, rows) : at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());
   }
-  bool has_matvec() const override { return kernels::has_avx512_bf16(); }
-  void matvec(const float* x, int64_t rows, float* y) const override {
-    check_matvec_rows(rows);
-    matvec_bf16_raw(w_, x, rows, y);
+  MatvecView matvec_view() const override {
+    if (!kernels::has_avx512_bf16()) return {};
+    return {w_.data_ptr(), w_.size(0), w_.size(1), true};
   }
   int64_t bytes() const override { return w_.numel() * 2; }
   WeightsDtype dtype() const override { return WeightsDtype::BF16; }
@@ -241,22 +215,53 @@ at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight) {
                                weight.device().is_cpu() && weight.is_contiguous()
                            ? matvec_rows(x, weight)
                            : 0;
-  return rows ? matvec_f32(x, weight, rows) : at::linear(x, weight);
+  return rows ? small_product(x, weight, rows) : at::linear(x, weight);
 }
 
-void LinearKernel::matvec(const float*, int64_t, float*) const {
-  throw Error(describe("no matvec kernel", weights_dtype_name(dtype()), "this weight format has none on this CPU"));
+void LinearKernel::matvec(const float* x, int64_t rows, float* y) const {
+  const MatvecView v = matvec_view();
+  if (!v.w) throw Error(describe("no matvec kernel", weights_dtype_name(dtype()), "this weight format has none on this CPU"));
+  matvec_group(&v, 1, x, rows, &y);
 }
 
-bool matvec_fits(const at::Tensor& weight) {
-  return kernels::has_avx512() && weight.dim() == 2 && weight.scalar_type() == at::kFloat && weight.device().is_cpu() &&
-         weight.is_contiguous();
+MatvecView matvec_view(const at::Tensor& weight) {
+  if (!kernels::has_avx512() || weight.dim() != 2 || weight.scalar_type() != at::kFloat || !weight.device().is_cpu() ||
+      !weight.is_contiguous())
+    return {};
+  return {weight.data_ptr(), weight.size(0), weight.size(1), false};
 }
 
-void matvec_into(const at::Tensor& weight, const float* x, int64_t rows, float* y) {
-  if (!matvec_fits(weight)) throw Error(describe("no matvec kernel", "fp32 weight", "not a contiguous float CPU tensor"));
+void matvec_group(const MatvecView* v, int n, const float* x, int64_t rows, float* const* ys) {
   check_matvec_rows(rows);
-  matvec_f32_raw(weight, x, rows, y);
+  if (n < 1) return;
+  const int64_t in = v[0].in;
+  const bool bf16 = v[0].bf16;
+  int64_t total = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!v[i].w || v[i].in != in || v[i].bf16 != bf16)
+      throw Error(describe("bad input", "matvec group", "every weight needs a kernel, one dtype and one width"));
+    total += v[i].out;
+  }
+  const uint16_t* xb = nullptr;
+  if (bf16) {  // the input rounded once for all the products
+    thread_local std::vector<uint16_t> buf;  // grows to the widest input once, then reused
+    if (static_cast<int64_t>(buf.size()) < rows * in) buf.resize(static_cast<size_t>(rows * in));
+    kernels::round_to_bf16(x, rows * in, buf.data());
+    xb = buf.data();
+  }
+  // Rows [b, e) of the concatenation, matrix by matrix.
+  auto run = [&](int64_t b, int64_t e) {
+    int64_t first = 0;
+    for (int i = 0; i < n && b < e; first += v[i].out, ++i) {
+      const int64_t lo = std::max(b, first), hi = std::min(e, first + v[i].out);
+      if (lo >= hi) continue;
+      if (bf16)
+        kernels::matvec_bf16(static_cast<const uint16_t*>(v[i].w), in, xb, rows, ys[i], v[i].out, lo - first, hi - first);
+      else
+        kernels::matvec_f32(static_cast<const float*>(v[i].w), in, x, rows, ys[i], v[i].out, lo - first, hi - first);
+    }
+  };
+  at::parallel_for(0, total, matvec_grain(in, bf16 ? 2 : 4), run);
 }
 
 namespace {

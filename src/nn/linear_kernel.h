@@ -17,6 +17,14 @@ namespace v2m::nn {
 
 enum class WeightsDtype { FP32, BF16, INT8 };
 
+// A weight as the streaming matvec kernels read it: rows [out, in] of fp32 or bf16, row-major.
+// w null: no such kernel for this weight on this CPU.
+struct MatvecView {
+  const void* w = nullptr;
+  int64_t out = 0, in = 0;
+  bool bf16 = false;
+};
+
 // "fp32"/"float32", "bf16"/"bfloat16", "int8"/"qint8"; throws v2m::UsageError otherwise.
 WeightsDtype parse_weights_dtype(const std::string& s);
 const char* weights_dtype_name(WeightsDtype d);
@@ -37,8 +45,9 @@ class LinearKernel {
   // The fused decode step's form: y [rows, out] = x [rows, in] W^T for 1..4 rows (x, y
   // contiguous float), into the caller's buffer, through the streaming matvec kernel split
   // over the threads. Only where has_matvec(): not int8, and the CPU has the kernel's ISA.
-  virtual bool has_matvec() const { return false; }
-  virtual void matvec(const float* x, int64_t rows, float* y) const;
+  virtual MatvecView matvec_view() const { return {}; }
+  bool has_matvec() const { return matvec_view().w != nullptr; }
+  void matvec(const float* x, int64_t rows, float* y) const;
 };
 
 // An uninitialised CPU tensor on 2 MB transparent huge pages where the kernel grants them
@@ -54,10 +63,13 @@ std::shared_ptr<LinearKernel> make_linear_kernel(const at::Tensor& weight, Weigh
 // anything else through at::linear.
 at::Tensor linear_small(const at::Tensor& x, const at::Tensor& weight);
 
-// LinearKernel::matvec for a plain float weight [out, in] (an unconverted fp32 decoder), where
-// matvec_fits(weight): a contiguous float CPU tensor and an AVX-512 CPU.
-bool matvec_fits(const at::Tensor& weight);
-void matvec_into(const at::Tensor& weight, const float* x, int64_t rows, float* y);
+// The view of a plain float weight [out, in] (an unconverted fp32 decoder): a contiguous float
+// CPU tensor on an AVX-512 CPU, else w null.
+MatvecView matvec_view(const at::Tensor& weight);
+// ys[i] [rows, out_i] = x [rows, in] W_i^T for n weights of one dtype and width, in one fork:
+// the threads split the n matrices' rows as one range, each streaming a contiguous share
+// (q, k and v of a step share their input). Every view non-null; 1..4 rows.
+void matvec_group(const MatvecView* views, int n, const float* x, int64_t rows, float* const* ys);
 
 // One decode step of cached attention: q [B, H, 1, Dh] fp32 against the first `len` entries
 // of k_cache/v_cache [B, H, capacity, Dh] fp32 or bf16 -> [B, 1, H * Dh]. The self-attention

@@ -166,15 +166,14 @@ void activate_(const std::string& act, at::Tensor x) {
   else at::silu_(x);
 }
 
-// A projection of the fused step: through its converted kernel, or the plain fp32 weight.
-bool has_raw(const std::shared_ptr<LinearKernel>& k, const Linear& lin) {
-  return k ? k->has_matvec() : matvec_fits(lin->weight);
+// A projection of the fused step: its converted kernel's weights, or the plain fp32 weight.
+MatvecView view_of(const std::shared_ptr<LinearKernel>& k, const Linear& lin) {
+  return k ? k->matvec_view() : matvec_view(lin->weight);
 }
+bool has_raw(const std::shared_ptr<LinearKernel>& k, const Linear& lin) { return view_of(k, lin).w != nullptr; }
 void project_raw(const std::shared_ptr<LinearKernel>& k, const Linear& lin, const float* x, int64_t rows, float* y) {
-  if (k)
-    k->matvec(x, rows, y);
-  else
-    matvec_into(lin->weight, x, rows, y);
+  const MatvecView v = view_of(k, lin);
+  matvec_group(&v, 1, x, rows, &y);
 }
 
 void layer_norm_raw(const torch::nn::LayerNorm& ln, const float* x, int64_t rows, float* y) {
@@ -308,9 +307,9 @@ void MusicgenDecoderLayerImpl::step_fused(float* x, int64_t B, KVCache& cache, i
   float *h = scratch, *q = h + B * D, *k = q + B * D, *v = k + B * D, *o = v + B * D, *t = o + B * D, *f = t + B * D;
   auto& a = *self_attn;
   layer_norm_raw(self_attn_layer_norm, x, B, h);
-  project_raw(a.q_kernel, a.q_proj, h, B, q);
-  project_raw(a.k_kernel, a.k_proj, h, B, k);
-  project_raw(a.v_kernel, a.v_proj, h, B, v);
+  const MatvecView qkv[3] = {view_of(a.q_kernel, a.q_proj), view_of(a.k_kernel, a.k_proj), view_of(a.v_kernel, a.v_proj)};
+  float* const qkv_out[3] = {q, k, v};
+  matvec_group(qkv, 3, h, B, qkv_out);  // one fork for the three products of h
   write_cache_rows(k, cache.self_k[layer], pos);
   write_cache_rows(v, cache.self_v[layer], pos);
   attend_step(q, cache.self_k[layer], cache.self_v[layer], pos + 1, nullptr, 0, o);

@@ -10,6 +10,7 @@
 #include "nn/compat.h"
 #include "nn/cpu_kernels.h"
 #include "nn/linear_kernel.h"
+#include "v2m/error.h"
 
 using namespace v2m::nn;
 
@@ -105,6 +106,51 @@ TEST(CpuKernels, LinearSmallAndBf16KernelAgreeWithAtenLinear) {
   torch::AutoGradMode on(true);
   auto yg = linear_small(torch::randn({2, 256}), wg);
   EXPECT_TRUE(yg.requires_grad());
+}
+
+// Several products of one input in one fork (a step's q, k and v): the threads split the
+// matrices' rows as one range, so shares start and end inside matrices and straddle their
+// boundaries; every output equals its own product. Mixed dtypes or widths are refused.
+TEST(CpuKernels, MatvecGroupEqualsEachProduct) {
+  if (!kernels::has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  torch::manual_seed(5);
+  torch::NoGradGuard ng;
+  const int64_t in = 256;
+  std::vector<torch::Tensor> ws = {torch::randn({300, in}), torch::randn({77, in}), torch::randn({401, in})};
+  for (int64_t rows : {1, 2, 4}) {
+    auto x = torch::randn({rows, in});
+    std::vector<torch::Tensor> ys;
+    std::vector<MatvecView> views;
+    std::vector<float*> outs;
+    for (const auto& w : ws) {
+      views.push_back(matvec_view(w));
+      ys.push_back(torch::full({rows, w.size(0)}, NAN));
+      outs.push_back(ys.back().data_ptr<float>());
+    }
+    matvec_group(views.data(), 3, x.data_ptr<float>(), rows, outs.data());
+    for (size_t i = 0; i < ws.size(); ++i) EXPECT_LT(max_diff(ys[i], at::linear(x, ws[i])), 1e-4) << rows << " " << i;
+    if (kernels::has_avx512_bf16()) {
+      std::vector<std::shared_ptr<LinearKernel>> ks;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        ks.push_back(make_linear_kernel(ws[i], WeightsDtype::BF16));
+        views[i] = ks.back()->matvec_view();
+        ys[i].fill_(NAN);
+      }
+      matvec_group(views.data(), 3, x.data_ptr<float>(), rows, outs.data());
+      for (size_t i = 0; i < ws.size(); ++i) {
+        auto ref = at::matmul(x.to(torch::kBFloat16).to(torch::kDouble), ws[i].to(torch::kBFloat16).to(torch::kDouble).t());
+        EXPECT_LT(max_diff(ys[i], ref), 1e-3) << rows << " " << i;
+      }
+      const MatvecView mixed[2] = {matvec_view(ws[0]), ks[1]->matvec_view()};
+      EXPECT_THROW(matvec_group(mixed, 2, x.data_ptr<float>(), rows, outs.data()), v2m::Error);
+    }
+  }
+  auto narrow = torch::randn({8, 128});
+  const MatvecView widths[2] = {matvec_view(ws[0]), matvec_view(narrow)};
+  auto x = torch::randn({1, in});
+  std::vector<float> y0(300), y1(8);
+  float* const outs[2] = {y0.data(), y1.data()};
+  EXPECT_THROW(matvec_group(widths, 2, x.data_ptr<float>(), 1, outs), v2m::Error);
 }
 
 TEST(CpuKernels, CachedStepAttentionMatchesSoftmaxAttention) {
