@@ -57,7 +57,8 @@ at::ScalarType parse_dtype(const std::string& s) {
   throw UsageError("unknown dtype '" + s + "' (use fp32, fp16 or bf16)");
 }
 
-V2MModel load_model(const std::string& path, bool check_weights, const std::vector<std::string>& overrides) {
+V2MModel load_model(const std::string& path, bool check_weights, const std::vector<std::string>& overrides,
+                    bool bf16_decoder_linears) {
   if (is_dir(path)) {
     const std::string cfg_path = path + "/config.yaml";
     const std::string w_path = path + "/model.safetensors";
@@ -73,7 +74,14 @@ V2MModel load_model(const std::string& path, bool check_weights, const std::vect
     nn::TensorMap tensors = nn::load_safetensors(w_path);
     if (check_weights) nn::check_finite(tensors, w_path);
     // Zero-copy where the file's dtype is the model's: parameters alias the mapping.
-    auto used = nn::load_into(*m, tensors, "", w_path, /*alias=*/true);
+    std::function<bool(const std::string&)> keep;
+    if (bf16_decoder_linears)
+      keep = [&](const std::string& key) {
+        const auto it = tensors.find(key);
+        return it != tensors.end() && it->second.scalar_type() == at::kBFloat16 && key.rfind("decoder.", 0) == 0 &&
+               nn::musicgen_converted_weight(key.substr(8));
+      };
+    auto used = nn::load_into(*m, tensors, "", w_path, /*alias=*/true, keep);
     std::set<std::string> used_set(used.begin(), used.end());
     for (const auto& [k, t] : tensors)
       if (!used_set.count(k))
@@ -95,7 +103,7 @@ V2MModel load_model(const std::string& path, bool check_weights, const std::vect
 }
 
 void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype,
-                const std::map<std::string, std::string>& metadata) {
+                const std::map<std::string, std::string>& metadata, bool bf16_decoder_linears) {
   if (!is_dir(dir) && ::mkdir(dir.c_str(), 0755) != 0)
     throw Error(describe("cannot create model directory", dir, std::strerror(errno)));
   if (model->decoder->weights_dtype() != nn::WeightsDtype::FP32)
@@ -105,7 +113,10 @@ void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype,
   nn::TensorMap state;
   nn::collect_state(*model, "", &state);
   for (auto& [k, t] : state)
-    if (t.is_floating_point()) t = t.to(dtype);
+    if (t.is_floating_point())
+      t = t.to(bf16_decoder_linears && k.rfind("decoder.", 0) == 0 && nn::musicgen_converted_weight(k.substr(8))
+                   ? at::kBFloat16
+                   : dtype);
   auto md = metadata;
   md["format"] = "v2m";
   md["name"] = model->cfg.name;

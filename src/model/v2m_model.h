@@ -36,12 +36,20 @@ TORCH_MODULE(V2MModel);
 // Strict: a missing/mismatched tensor names the tensor and both shapes; unused tensors in
 // the file are an error too (they mean the config and the weights disagree).
 // check_weights: scan every tensor for NaN/Inf.
-V2MModel load_model(const std::string& path, bool check_weights = false, const std::vector<std::string>& overrides = {});
+// bf16_decoder_linears: the decoder weights that set_weights_dtype converts, where they are
+// bf16 in the file, stay bf16 over the file mapping instead of widening to fp32. Only for a
+// decoder that is converted to bf16 next (Generator::load does): it then takes them with no
+// copy, so a bf16 file loads in the time of an fp32 one, and with no fresh memory.
+V2MModel load_model(const std::string& path, bool check_weights = false, const std::vector<std::string>& overrides = {},
+                    bool bf16_decoder_linears = false);
 
 // Writes dir/config.yaml and dir/model.safetensors (floating tensors cast to `dtype`:
-// kFloat, kHalf or kBFloat16), each atomically.
+// kFloat, kHalf or kBFloat16), each atomically. bf16_decoder_linears: the decoder weights
+// that bf16 inference converts (nn::musicgen_converted_weight) are written in bf16 whatever
+// `dtype` is: with kFloat, the "mixed" file that a bf16 CPU decoder loads with no conversion
+// and no copy (every tensor aliases the mapping in its own dtype).
 void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
-                const std::map<std::string, std::string>& metadata = {});
+                const std::map<std::string, std::string>& metadata = {}, bool bf16_decoder_linears = false);
 
 // Parses "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16".
 at::ScalarType parse_dtype(const std::string& s);

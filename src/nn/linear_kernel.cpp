@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <vector>
 
@@ -90,7 +91,9 @@ at::Tensor small_product(const at::Tensor& x, const at::Tensor& w, int64_t rows)
 
 class Fp32Kernel : public LinearKernel {
  public:
-  explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous()) {}
+  // detach(): the kernel's own handle, so a caller that releases its parameter afterwards
+  // (set_data to a placeholder) does not release the kernel's weight with it.
+  explicit Fp32Kernel(const at::Tensor& w) : w_(w.to(at::kFloat).contiguous().detach()) {}
   at::Tensor forward(const at::Tensor& x) const override { return linear_small(x, w_); }
   MatvecView matvec_view() const override { return nn::matvec_view(w_); }
   int64_t bytes() const override { return w_.numel() * 4; }
@@ -123,7 +126,7 @@ namespace {
 // Tensor::to(kBFloat16) runs one scalar loop: ~4 s for Model-S's decoder); else Tensor::to.
 at::Tensor to_bf16(const at::Tensor& w) {
   if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || !kernels::has_avx512())
-    return w.to(at::kBFloat16).contiguous();
+    return w.to(at::kBFloat16).contiguous();  // a bf16 weight (a "mixed" file's mapping): as it is
   const at::Tensor wc = w.contiguous();
   at::Tensor out = empty_huge_pages(wc.sizes(), at::kBFloat16);
   const float* src = wc.data_ptr<float>();
@@ -135,7 +138,7 @@ at::Tensor to_bf16(const at::Tensor& w) {
 
 class Bf16Kernel : public LinearKernel {
  public:
-  explicit Bf16Kernel(const at::Tensor& w) : w_(to_bf16(w)) {}
+  explicit Bf16Kernel(const at::Tensor& w) : w_(to_bf16(w).detach()) {}  // detach: as Fp32Kernel
   at::Tensor forward(const at::Tensor& x) const override {
     const int64_t rows = kernels::has_avx512_bf16() ? matvec_rows(x, w_) : 0;
     return rows ? small_product(x, w_, rows) : at::linear(x.to(at::kBFloat16), w_).to(x.scalar_type());

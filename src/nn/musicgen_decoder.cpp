@@ -121,6 +121,15 @@ torch::nn::LayerNorm make_layer_norm(const MusicgenDecoderConfig& c) {
 
 }  // namespace
 
+bool musicgen_converted_weight(const std::string& name) {
+  auto ends = [&](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (name.rfind("lm_heads.", 0) == 0) return ends(".weight");
+  if (name.rfind("model.decoder.layers.", 0) != 0) return false;
+  return ends("_proj.weight") || ends(".fc1.weight") || ends(".fc2.weight");
+}
+
 at::Tensor musicgen_sinusoids(int64_t n, int64_t dim) {
   // Same float32 ops as transformers (the table is compared against it to 1e-4).
   const int64_t half = dim / 2;

@@ -70,6 +70,10 @@ MusicgenDecoderConfig musicgen_decoder_config_from_hf_file(const std::string& pa
 //   K (V+1) D  +  L (8 D^2 + 2 D F + 6 D)  +  2 D  +  K V D
 int64_t musicgen_decoder_parameter_count(const MusicgenDecoderConfig& cfg);
 
+// Whether `name` (relative to the decoder module) is one of the weights set_weights_dtype
+// converts: the attention projections, fc1/fc2 and the lm_heads (not the embeddings or norms).
+bool musicgen_converted_weight(const std::string& name);
+
 // transformers' MusicgenSinusoidalPositionalEmbedding.get_embedding: [n, dim] with the cos half
 // first, then the sin half, frequencies exp(-i log(10000) / (dim/2 - 1)); odd dim zero-padded.
 at::Tensor musicgen_sinusoids(int64_t n, int64_t dim);

@@ -111,7 +111,8 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 }
 
 std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& tensors,
-                                   const std::string& prefix, const std::string& source, bool alias) {
+                                   const std::string& prefix, const std::string& source, bool alias,
+                                   const std::function<bool(const std::string&)>& keep_dtype) {
   std::vector<std::string> used;
   at::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, at::Tensor& dst) {
@@ -127,8 +128,8 @@ std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& t
       throw Error(describe("dtype mismatch", source,
                            "tensor '" + key + "' has dtype " + c10::toString(src.scalar_type()) + ", the model expects " +
                                c10::toString(dst.scalar_type())));
-    if (alias && src.scalar_type() == dst.scalar_type() && src.device() == dst.device() && src.is_contiguous() &&
-        dst.is_contiguous())
+    const bool same_dtype = src.scalar_type() == dst.scalar_type() || (keep_dtype && keep_dtype(key));
+    if (alias && same_dtype && src.device() == dst.device() && src.is_contiguous() && dst.is_contiguous())
       dst.set_data(src);  // the parameter now lives in the source's storage (e.g. the file mapping)
     else
       dst.copy_(src);

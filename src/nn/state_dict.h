@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,8 +38,12 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 // alias: where dtype, device and contiguity match, the parameter takes the source tensor's
 // storage instead of a copy (with load_safetensors: zero-copy over the file mapping, which
 // stays alive as long as any parameter uses it; writes go to private copy-on-write pages).
+// keep_dtype(key): for these keys a floating source of another dtype is aliased as it is too
+// (the parameter takes the source's dtype and storage): weights that are converted to that
+// dtype right after loading, so widening them first would only cost a copy.
 std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& tensors,
-                                   const std::string& prefix, const std::string& source, bool alias = false);
+                                   const std::string& prefix, const std::string& source, bool alias = false,
+                                   const std::function<bool(const std::string&)>& keep_dtype = {});
 
 // Flattens parameters and buffers of `module` into a map under `prefix`.
 void collect_state(const torch::nn::Module& module, const std::string& prefix, TensorMap* out);

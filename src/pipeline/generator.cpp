@@ -175,10 +175,17 @@ std::unique_ptr<Generator> Generator::load(const std::string& model, const std::
   if (wd == nn::WeightsDtype::INT8 && !dev.is_cpu()) throw UsageError("int8 weights run on the CPU only");
   if (!nn::weights_dtype_supported(wd))
     throw Error(describe("cannot use weights dtype", weights_dtype, "this LibTorch build has no quantized CPU engine"));
-  model::V2MModel m = model::load_model(model, check_weights);
   // bf16 pays where a step is memory-bound (weights far beyond the caches); for small
   // decoders (v2m-tiny) the casts cost more than the bytes saved (bench_generate).
-  if (automatic && dev.is_cpu() && m->cfg.decoder.hidden_size >= 512) wd = nn::default_weights_dtype();
+  // (The config is read first so the weights dtype is known while loading; a bad path is
+  // left to load_model, which names it.)
+  if (automatic && dev.is_cpu()) {
+    const bool yaml = model.size() > 5 && (model.rfind(".yaml") == model.size() - 5 || model.rfind(".yml") == model.size() - 4);
+    const std::string cfg_path = is_file(model + "/config.yaml") ? model + "/config.yaml" : yaml && is_file(model) ? model : "";
+    if (!cfg_path.empty() && model::load_model_config(cfg_path).decoder.hidden_size >= 512) wd = nn::default_weights_dtype();
+  }
+  // With bf16 weights on the CPU, a bf16 file's decoder linears go to the kernels as mapped.
+  model::V2MModel m = model::load_model(model, check_weights, {}, wd == nn::WeightsDtype::BF16 && dev.is_cpu());
   return std::make_unique<GeneratorImpl>(std::move(m), dev, wd);
 }
 

@@ -139,6 +139,43 @@ TEST(WeightsDtype, MmapAliasedLoadEqualsCopiedLoad) {
   EXPECT_TRUE(torch::equal(copied->forward(codes), re->forward(codes)));
 }
 
+// A bf16 file's linears go to the bf16 kernels as mapped (load_into's keep_dtype with
+// musicgen_converted_weight, as load_model(..., bf16_decoder_linears) does): no fp32 detour,
+// no copy, and the same logits as widening them and converting back.
+TEST(WeightsDtype, Bf16FileLinearsReachTheKernelsAsMapped) {
+  EXPECT_TRUE(musicgen_converted_weight("model.decoder.layers.3.self_attn.q_proj.weight"));
+  EXPECT_TRUE(musicgen_converted_weight("model.decoder.layers.0.encoder_attn.v_proj.weight"));
+  EXPECT_TRUE(musicgen_converted_weight("model.decoder.layers.0.fc2.weight"));
+  EXPECT_TRUE(musicgen_converted_weight("lm_heads.1.weight"));
+  EXPECT_FALSE(musicgen_converted_weight("model.decoder.embed_tokens.0.weight"));
+  EXPECT_FALSE(musicgen_converted_weight("model.decoder.layers.0.final_layer_norm.weight"));
+  EXPECT_FALSE(musicgen_converted_weight("model.decoder.layer_norm.weight"));
+  TempDir dir;
+  auto c = small();
+  TensorMap state;
+  collect_state(*make(c, 7), "", &state);
+  for (auto& [k, t] : state) t = t.to(torch::kBFloat16);
+  const std::string path = dir.path() + "/d.safetensors";
+  save_safetensors(path, state);
+  auto widened = make(c, 1), kept = make(c, 2);
+  const TensorMap file = load_safetensors(path);
+  load_into(*widened, file, "", path, /*alias=*/true);
+  load_into(*kept, file, "", path, /*alias=*/true, musicgen_converted_weight);
+  auto& q = kept->model->decoder->layers[0]->as<MusicgenDecoderLayer>()->self_attn->q_proj->weight;
+  EXPECT_EQ(q.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(q.data_ptr(), file.at("model.decoder.layers.0.self_attn.q_proj.weight").data_ptr());
+  EXPECT_EQ(kept->model->decoder->layer_norm->weight.scalar_type(), torch::kFloat);  // norms widen as before
+  widened->set_weights_dtype(WeightsDtype::BF16);
+  kept->set_weights_dtype(WeightsDtype::BF16);
+  const MatvecView v = kept->model->decoder->layers[0]->as<MusicgenDecoderLayer>()->self_attn->q_kernel->matvec_view();
+  if (kernels::has_avx512_bf16())
+    EXPECT_EQ(v.w, file.at("model.decoder.layers.0.self_attn.q_proj.weight").data_ptr());  // the mapping itself
+  torch::manual_seed(3);
+  auto codes = torch::randint(0, c.vocab_size, {2, 4, 6}, torch::kLong);
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::equal(widened->forward(codes), kept->forward(codes)));
+}
+
 TEST(WeightsDtype, GenerationWithReusedCacheIsIdentical) {
   auto c = small();
   auto d = make(c, 4);

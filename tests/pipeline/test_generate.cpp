@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "media/media_testutil.h"
+#include "nn/musicgen_decoder.h"
+#include "v2m/safetensors.h"
 #include "test_util.h"
 #include "v2m/error.h"
 #include "v2m/media.h"
@@ -145,4 +147,32 @@ TEST(Generate, DecoderModellingFewerCodebooksThanTheCodecDecodesThePrefix) {
     EXPECT_NE(std::string(e.what()).find("decoder.num_codebooks (5) > codec.num_codebooks (4)"), std::string::npos)
         << e.what();
   }
+}
+
+// `v2m export --dtype mixed`: the decoder's linears in bf16, everything else in fp32. With bf16
+// weights the decoder takes them as mapped; the music is the same as from the fp32 directory
+// converted at load (the same rounding of the same weights).
+TEST(Generate, MixedExportLoadsAsTheFp32ModelConvertedToBf16) {
+  const std::string cli = V2M_CLI_PATH;
+  if (cli.empty()) GTEST_SKIP() << "v2m CLI not built";
+  TempDir d;
+  std::string out;
+  ASSERT_EQ(run_capture(cli + " -q init " + kTiny + " -o " + d.path() + "/m", &out), 0) << out;
+  ASSERT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/mix --dtype mixed", &out), 0) << out;
+  const auto w = v2m::nn::load_safetensors(d.path() + "/mix/model.safetensors");
+  int bf16 = 0;
+  for (const auto& [k, t] : w) {
+    if (!t.is_floating_point()) continue;
+    const bool linear = k.rfind("decoder.", 0) == 0 && v2m::nn::musicgen_converted_weight(k.substr(8));
+    EXPECT_EQ(t.scalar_type(), linear ? at::kBFloat16 : at::kFloat) << k;
+    bf16 += linear;
+  }
+  EXPECT_GT(bf16, 10);
+  const auto video = make_video(d, "v.mp4", 20, 10);
+  v2m::GenerateParams p;
+  p.seed = 3;
+  auto a = v2m::Generator::load(d.path() + "/m", "cpu", false, "bf16")->generate(video, p);
+  auto b = v2m::Generator::load(d.path() + "/mix", "cpu", false, "bf16")->generate(video, p);
+  EXPECT_EQ(a[0].samples, b[0].samples);
+  EXPECT_GT(rms(a[0]), 1e-5);
 }

@@ -55,7 +55,8 @@ const v2m::cli::Command reg("init", "Write a randomly initialised model director
 namespace {
 
 // v2m export MODEL_DIR -o DIR --dtype fp16: a model directory (a trainer checkpoint is one)
-// rewritten as a plain model directory in another dtype, e.g. the fp16 models/v2m-tiny.
+// rewritten as a plain model directory in another dtype, e.g. the fp16 models/v2m-tiny, or
+// "mixed" (the decoder's linears bf16, the rest fp32) for bf16 CPU inference of large models.
 const v2m::cli::Command reg_export("export", "Write a model directory (or trainer checkpoint) as a model directory in another dtype",
                                    [](CLI::App& sub, const v2m::cli::GlobalOptions&) {
   auto in = std::make_shared<std::string>();
@@ -63,13 +64,17 @@ const v2m::cli::Command reg_export("export", "Write a model directory (or traine
   auto dtype = std::make_shared<std::string>("fp16");
   sub.add_option("model", *in, "Model directory or trainer checkpoint directory")->required();
   sub.add_option("-o,--output", *out, "Output model directory")->required();
-  sub.add_option("--dtype", *dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  sub.add_option("--dtype", *dtype,
+                 "fp32, fp16, bf16, or mixed (the decoder's linears bf16, the rest fp32: loads with no conversion for "
+                 "bf16 CPU inference)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "mixed"}));
   sub.callback([=] {
     std::error_code ec;
     if (std::filesystem::equivalent(*in, *out, ec))
       throw v2m::Error(v2m::describe("cannot export", *out, "the output is the input directory"));
     auto m = v2m::model::load_model(*in, /*check_weights=*/true);
-    v2m::model::save_model(m, *out, v2m::model::parse_dtype(*dtype));
+    const bool mixed = *dtype == "mixed";
+    v2m::model::save_model(m, *out, mixed ? at::kFloat : v2m::model::parse_dtype(*dtype), {}, mixed);
     std::printf("%s\n", out->c_str());
   });
 });
