@@ -8,13 +8,16 @@
 #
 # Environment: V2M (binary, default build/tools/v2m/v2m), THREADS (per process, default 1:
 # the two models train side by side), CODEC_STEPS, TRAIN_STEPS (default: the configs'),
-# EVAL_LIMIT (test clips per evaluation, default 200 of the 400; 0 = all).
+# EVAL_LIMIT (test clips per evaluation, default 200 of the 400; 0 = all), CODEC (the codec
+# `init` takes: default runs/codec/codec, which the codec stage trains; a model directory such
+# as models/v2m-tiny reuses its codec and skips the codec stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V2M=${V2M:-build/tools/v2m/v2m}
 THREADS=${THREADS:-1}
 STAGE=${1:-all}
 EVAL_LIMIT=${EVAL_LIMIT:-200}
+CODEC=${CODEC:-runs/codec/codec}
 run() { echo "+ $*" >&2; "$@"; }
 # `v2m <command>` for the run config $2 with THREADS threads, then the remaining arguments.
 for_config() { local cmd=$1 cfg=$2; shift 2; run "$V2M" --threads "$THREADS" "$cmd" --config "$cfg" "$@"; }
@@ -30,11 +33,11 @@ want() { [ "$STAGE" = all ] || [ "$STAGE" = "$1" ]; }
 if want data && [ ! -f data/synth/manifest.jsonl ]; then
   run "$V2M" synth -o data/synth --clips 4000 --seconds 8 --seed 0
 fi
-if want codec; then
+if want codec && [ "$CODEC" = runs/codec/codec ]; then
   run "$V2M" --threads 2 train-codec --config configs/synth/codec.yaml ${CODEC_STEPS:+--steps "$CODEC_STEPS"}
 fi
 if want init && [ ! -f runs/tiny-init/model.safetensors ]; then
-  run "$V2M" init configs/synth/model.yaml --codec runs/codec/codec -o runs/tiny-init
+  run "$V2M" init configs/synth/model.yaml --codec "$CODEC" -o runs/tiny-init
 fi
 if want prep; then
   EXTRA=()
