@@ -383,11 +383,11 @@ KVCache MusicgenDecoderImpl::make_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
   c.batch = batch;
   c.capacity = capacity;
-  c.dtype = kv_dtype();
+  const at::ScalarType dt = kv_dtype();
   const bool cpu = opts.device().is_cpu();
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
     for (auto* kv : {&c.self_k, &c.self_v})
-      kv->push_back(cpu ? empty_huge_pages({batch, H, capacity, Dh}, c.dtype) : at::empty({batch, H, capacity, Dh}, opts));
+      kv->push_back(cpu ? empty_huge_pages({batch, H, capacity, Dh}, dt) : at::empty({batch, H, capacity, Dh}, opts));
   return c;
 }
 
@@ -404,11 +404,12 @@ void MusicgenDecoderImpl::set_memory(KVCache& cache, const at::Tensor& memory, c
   check_memory(memory, cache.batch, cfg.hidden_size);
   cache.cross_k.clear();
   cache.cross_v.clear();
+  const at::ScalarType dt = cache.self_k.empty() ? kv_dtype() : cache.self_k[0].scalar_type();
   for (const auto& m : *model->decoder->layers) {
     auto& attn = m->as<MusicgenDecoderLayer>()->encoder_attn;
     // In the self-attention cache's dtype: bf16 halves what every step reads from the memory.
-    cache.cross_k.push_back(attn->heads_of(attn->k_proj, memory).to(cache.dtype).contiguous());
-    cache.cross_v.push_back(attn->heads_of(attn->v_proj, memory).to(cache.dtype).contiguous());
+    cache.cross_k.push_back(attn->heads_of(attn->k_proj, memory).to(dt).contiguous());
+    cache.cross_v.push_back(attn->heads_of(attn->v_proj, memory).to(dt).contiguous());
   }
   cache.cross_mask = additive_mask(memory_mask, memory);
 }

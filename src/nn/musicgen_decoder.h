@@ -87,7 +87,6 @@ struct KVCache {
   std::vector<at::Tensor> cross_k, cross_v;  // per layer [B, H, S, Dh] (empty: no memory)
   at::Tensor cross_mask;                     // [B, 1, 1, S] additive, or undefined
   at::Tensor scratch;                        // the fused step's row buffers (allocated once)
-  at::ScalarType dtype = at::kFloat;         // of self_k/v and cross_k/v
   int64_t pos = 0;                           // tokens already in the cache
   int64_t capacity = 0;
   int64_t batch = 0;
