@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "nn/linear.h"
@@ -48,6 +49,11 @@ double V2MModelImpl::frame_rate() const {
   int64_t hop = 1;
   for (auto r : cfg.codec.upsampling_ratios) hop *= r;
   return static_cast<double>(cfg.codec.sampling_rate) / static_cast<double>(hop);
+}
+
+nn::Encodec load_codec_from(const std::string& dir) {
+  if (std::filesystem::exists(dir + "/config.yaml")) return load_model(dir, /*check_weights=*/true)->codec;
+  return nn::load_encodec(dir);
 }
 
 at::ScalarType parse_dtype(const std::string& s) {

@@ -51,6 +51,11 @@ V2MModel load_model(const std::string& path, bool check_weights = false, const s
 void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
                 const std::map<std::string, std::string>& metadata = {}, bool bf16_decoder_linears = false);
 
+// The codec of `dir`: a codec directory (`v2m train-codec` exports one: config.json +
+// model.safetensors in EncodecModel names) or a V2M model directory (config.yaml), whose
+// codec it takes (a model directory's weights are checked for NaN/Inf, as `v2m export` does).
+nn::Encodec load_codec_from(const std::string& dir);
+
 // Parses "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16".
 at::ScalarType parse_dtype(const std::string& s);
 

@@ -17,6 +17,8 @@ struct CodecRunOptions {
   bool eval_only = false;              // evaluate the latest checkpoint (or the exported codec) only
   bool fresh = false;                  // ignore existing checkpoints (they are not deleted)
   int64_t codebooks = 0;               // > 0: evaluate with only the first N codebooks (lower bandwidth)
+  std::string codec;                   // eval_only: evaluate this codec directory or model directory's codec
+  std::string write_dir;               // eval: also write each clip's reconstruction as <write_dir>/<id>.wav
   // step, total steps; called after every step.
   std::function<void(int64_t step, int64_t total)> on_step;
 };

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "data/manifest.h"
+#include "model/v2m_model.h"
 #include "nn/state_dict.h"
 #include "v2m/error.h"
 #include "v2m/fs.h"
@@ -188,7 +189,8 @@ void export_codec(nn::Encodec& codec, const std::string& dir) {
 }
 
 CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, const std::string& split,
-                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks) {
+                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks,
+                               const std::string& write_dir) {
   at::NoGradGuard ng;
   const int64_t all = codec->cfg.num_codebooks;
   if (codebooks < 0 || codebooks > all)
@@ -206,12 +208,24 @@ CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, 
   CodecEvalResult r;
   r.split = split;
   r.codebooks = nq;
+  if (!write_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(write_dir, ec);
+    if (ec) throw Error(describe("cannot create output directory", write_dir, ec.message()));
+  }
   for (const auto& c : clips) {
     const media::Audio a = media::decode_audio(c.audio_path, sr, 1, c.start, c.duration);
     const int64_t n = a.frames();
     if (n < (int64_t{1} << loss.mel_max_log2)) continue;
     const at::Tensor x = at::from_blob(const_cast<float*>(a.samples.data()), {1, 1, n}, at::kFloat).clone();
     const at::Tensor y = codec->decode(codec->encode(x).slice(1, 0, nq)).slice(2, 0, n);
+    if (!write_dir.empty()) {
+      media::Audio out;
+      out.sample_rate = sr, out.channels = 1;
+      const at::Tensor yc = y.reshape({-1}).contiguous();
+      out.samples.assign(yc.data_ptr<float>(), yc.data_ptr<float>() + yc.numel());
+      atomic_write(write_dir + "/" + c.id + ".wav", [&](const std::string& tmp) { media::write_wav(tmp, out); });
+    }
     r.si_snr_db += si_snr(y.view({-1}), x.view({-1})).item<double>();
     r.mel_distance += mel_distance(y, x, scales, sr).item<double>();
     r.seconds += static_cast<double>(n) / sr;
@@ -481,14 +495,18 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   if (o.eval_only) {
     nn::Encodec codec = tr.codec;
     int64_t at_step = tr.step;
-    if (!resumed) {
+    if (!o.codec.empty()) {
+      codec = model::load_codec_from(o.codec);
+      at_step = 0;
+    } else if (!resumed) {
       if (!fs::exists(export_dir + "/model.safetensors"))
         throw Error(describe("nothing to evaluate", cfg.out_dir, "no checkpoint and no exported codec/ (train first)"));
       codec = nn::load_encodec(export_dir);
       at_step = 0;
     }
     CodecEvalResult r =
-        evaluate_codec(codec, cfg.data.manifest, cfg.data.eval_split, cfg.data.max_eval_clips, cfg.loss, o.codebooks);
+        evaluate_codec(codec, cfg.data.manifest, cfg.data.eval_split, cfg.data.max_eval_clips, cfg.loss, o.codebooks,
+                       o.write_dir);
     r.step = at_step;
     return r;
   }

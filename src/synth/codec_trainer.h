@@ -151,8 +151,10 @@ void export_codec(nn::Encodec& codec, const std::string& dir);
 // Encodes + decodes every clip of the manifest's split (max_clips > 0: the first ones)
 // with `codec` in eval mode and averages SI-SNR and mel distance over clips. codebooks > 0
 // decodes only that many of the residual codebooks (the bandwidth a decoder modelling
-// fewer codebooks gets); 0: all.
+// fewer codebooks gets); 0: all. write_dir non-empty: each reconstruction is also written
+// there as <id>.wav (16-bit, the codec's rate), which `v2m eval --generated` scores.
 CodecEvalResult evaluate_codec(nn::Encodec& codec, const std::string& manifest, const std::string& split,
-                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks = 0);
+                               int64_t max_clips, const CodecLossConfig& loss, int64_t codebooks = 0,
+                               const std::string& write_dir = {});
 
 }  // namespace v2m::synth

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -157,6 +158,20 @@ TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("the codec has 2"), std::string::npos) << e.what();
   }
+  // --codec names the exported directory instead of the checkpoint, and --write keeps each
+  // reconstruction: <id>.wav at the codec's rate, as long as the clip, the scored signal.
+  o.codebooks = 0;
+  o.codec = dir.path() + "/run/codec";
+  o.write_dir = dir.path() + "/recon/nested";
+  const CodecEvalResult r5 = run_train_codec(o);
+  EXPECT_EQ(r5.step, 0);
+  EXPECT_EQ(r5.clips, 1);
+  const media::Audio src = media::decode_audio(dir.path() + "/c2.wav", 8000, 1);
+  const media::Audio rec = media::decode_audio(dir.path() + "/recon/nested/c2.wav", 0, 0);
+  EXPECT_EQ(rec.sample_rate, 8000);
+  ASSERT_EQ(rec.frames(), src.frames());
+  EXPECT_NEAR(si_snr(rec.samples.data(), src.samples.data(), rec.frames()), r5.si_snr_db, 0.05);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/recon/nested/c0.wav")) << "train clips are not evaluated";
 }
 
 TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {

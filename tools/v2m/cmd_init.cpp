@@ -33,9 +33,7 @@ const v2m::cli::Command reg("init", "Write a randomly initialised model director
   sub.callback([=] {
     auto m = v2m::model::load_model(*config, false, *sets);
     if (!codec->empty()) {
-      const bool model_dir = std::filesystem::exists(*codec + "/config.yaml");
-      v2m::nn::Encodec trained = model_dir ? v2m::model::load_model(*codec, /*check_weights=*/true)->codec
-                                           : v2m::nn::load_encodec(*codec);
+      v2m::nn::Encodec trained = v2m::model::load_codec_from(*codec);
       auto model_codec = m->cfg.codec, dir_codec = trained->cfg;
       dir_codec.target_bandwidths = model_codec.target_bandwidths;  // metadata; num_codebooks is the architecture
       if (v2m::to_yaml(model_codec) != v2m::to_yaml(dir_codec))

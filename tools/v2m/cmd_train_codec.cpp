@@ -1,4 +1,4 @@
-// v2m train-codec --config configs/synth/codec.yaml [--steps N] [--eval-only] [--fresh]
+// v2m train-codec --config configs/synth/codec.yaml [--steps N] [--eval-only [--codec DIR] [--write DIR]] [--fresh]
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -23,9 +23,16 @@ const v2m::cli::Command reg("train-codec", "Train (or evaluate) a small EnCodec-
   sub.add_option("--set", o->run.overrides, "Override a config key: a.b=value (repeatable)");
   sub.add_option("--steps", o->run.steps, "Train until this global step (default: the config's steps)")
       ->check(CLI::PositiveNumber);
-  sub.add_flag("--eval-only", o->run.eval_only, "Only evaluate the latest checkpoint (or the exported codec)");
+  auto* eval_only =
+      sub.add_flag("--eval-only", o->run.eval_only, "Only evaluate the latest checkpoint (or the exported codec)");
   sub.add_option("--codebooks", o->run.codebooks, "With --eval-only: decode only the first N codebooks")
       ->check(CLI::PositiveNumber);
+  sub.add_option("--codec", o->run.codec,
+                 "With --eval-only: evaluate this codec directory, or a model directory's codec (e.g. models/v2m-tiny)")
+      ->needs(eval_only);
+  sub.add_option("--write", o->run.write_dir,
+                 "With --eval-only: write each reconstruction as DIR/<id>.wav (score it with v2m eval --generated DIR)")
+      ->needs(eval_only);
   sub.add_flag("--fresh", o->run.fresh, "Start from scratch even if out_dir has checkpoints");
   sub.add_flag("--json", o->json, "Print the evaluation as JSON");
   sub.callback([o, &g] {
