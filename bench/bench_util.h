@@ -3,10 +3,12 @@
 #pragma once
 
 #include <ATen/Parallel.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 #include <vector>
@@ -61,6 +63,45 @@ inline double triad_gbs(int64_t mib = 256, int reps = 5) {
   volatile float sink = a[n / 2];
   (void)sink;
   return 3.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
+}
+
+// Read-only stream: the sum of `mib` MiB of floats on LibTorch's threads (at::sum's
+// vectorised reduction); GB/s read, best of `reps`. A decode step's weights and cache are a
+// read-only stream, so this is the rate it can reach; the triad mixes in writes.
+inline double read_gbs(int64_t mib = 768, int reps = 5) {
+  const at::Tensor x = at::ones({(mib << 20) / static_cast<int64_t>(sizeof(float))});
+  volatile float sink = at::sum(x).item<float>();
+  const double t = best_of(reps, [&] { sink = at::sum(x).item<float>(); });
+  (void)sink;
+  return static_cast<double>(x.numel()) * sizeof(float) / t / 1e9;
+}
+
+struct FreshWrite {
+  double first_gbs = 0;   // writing `mib` MiB of freshly allocated memory (page faults, zeroing)
+  double again_gbs = 0;   // writing the same memory again (no faults): the write bandwidth
+};
+
+// What converting weights at load pays: writing memory the process has just allocated, on
+// 2 MB transparent huge pages as nn::empty_huge_pages allocates them, on LibTorch's threads.
+// The first write takes the page faults and the kernel's zeroing; in a VM whose host reclaims
+// the guest's free pages (free page reporting), also the host backing them again.
+inline FreshWrite fresh_write_gbs(int64_t mib = 1024) {
+  const size_t bytes = static_cast<size_t>(mib) << 20;
+  void* p = std::aligned_alloc(size_t{2} << 20, bytes);
+  if (!p) return {};
+  ::madvise(p, bytes, MADV_HUGEPAGE);
+  auto* c = static_cast<unsigned char*>(p);
+  auto write = [&](int v) {
+    at::parallel_for(0, static_cast<int64_t>(bytes), int64_t{1} << 21,
+                     [&](int64_t lo, int64_t hi) { std::memset(c + lo, v, static_cast<size_t>(hi - lo)); });
+  };
+  FreshWrite r;
+  double t0 = now_s();
+  write(1);
+  r.first_gbs = static_cast<double>(bytes) / (now_s() - t0) / 1e9;
+  r.again_gbs = static_cast<double>(bytes) / best_of(3, [&] { write(2); }) / 1e9;
+  std::free(p);
+  return r;
 }
 
 }  // namespace v2m::bench

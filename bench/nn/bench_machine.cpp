@@ -1,6 +1,7 @@
 // Machine limits that the other benchmarks are compared against: streaming memory
 // bandwidth (STREAM-like triad over arrays far larger than the caches, on LibTorch's
-// threads) and sgemm GFLOP/s through LibTorch's BLAS. JSON on stdout.
+// threads; and a read-only stream), the rate of writing freshly allocated memory (what a
+// weight conversion at load pays) and sgemm GFLOP/s through LibTorch's BLAS. JSON on stdout.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -15,7 +16,10 @@ int main(int, char** argv) {
   passive_openmp(argv);
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
+  // Fresh memory first, before the other measures recycle freed pages into this process.
+  const FreshWrite fresh = fresh_write_gbs(1024);
   const double bw = triad_gbs(256, 5);  // 3 x 256 MiB: reads 2 arrays, writes 1
+  const double read = read_gbs(768, 5);
 
   const int64_t m = 2048;
   auto A = at::randn({m, m}), B = at::randn({m, m});
@@ -24,7 +28,8 @@ int main(int, char** argv) {
   const double gflops = 2.0 * m * m * m / t_mm / 1e9;
 
   std::printf("{\n  \"bench\": \"machine\",\n  \"threads\": %d,\n  \"triad_bandwidth_gbs\": %.2f,\n"
+              "  \"read_bandwidth_gbs\": %.2f,\n  \"fresh_memory_write_gbs\": %.2f,\n  \"rewrite_gbs\": %.2f,\n"
               "  \"sgemm_2048_gflops\": %.1f\n}\n",
-              threads, bw, gflops);
+              threads, bw, read, fresh.first_gbs, fresh.again_gbs, gflops);
   return 0;
 }
