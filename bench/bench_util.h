@@ -65,17 +65,6 @@ inline double triad_gbs(int64_t mib = 256, int reps = 5) {
   return 3.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
 }
 
-// Read-only stream: the sum of `mib` MiB of floats on LibTorch's threads (at::sum's
-// vectorised reduction); GB/s read, best of `reps`. A decode step's weights and cache are a
-// read-only stream, so this is the rate it can reach; the triad mixes in writes.
-inline double read_gbs(int64_t mib = 768, int reps = 5) {
-  const at::Tensor x = at::ones({(mib << 20) / static_cast<int64_t>(sizeof(float))});
-  volatile float sink = at::sum(x).item<float>();
-  const double t = best_of(reps, [&] { sink = at::sum(x).item<float>(); });
-  (void)sink;
-  return static_cast<double>(x.numel()) * sizeof(float) / t / 1e9;
-}
-
 struct FreshWrite {
   double first_gbs = 0;   // writing `mib` MiB of freshly allocated memory (page faults, zeroing)
   double again_gbs = 0;   // writing the same memory again (no faults): the write bandwidth

@@ -11,6 +11,21 @@
 
 #include "bench_util.h"
 
+namespace {
+
+// Read-only stream: the sum of `mib` MiB of floats on LibTorch's threads (at::sum's
+// vectorised reduction); GB/s read, best of `reps`. A decode step's weights and cache are a
+// read-only stream, so this is the rate it can reach; the triad mixes in writes.
+double read_gbs(int64_t mib = 768, int reps = 5) {
+  const at::Tensor x = at::ones({(mib << 20) / static_cast<int64_t>(sizeof(float))});
+  volatile float sink = at::sum(x).item<float>();
+  const double t = v2m::bench::best_of(reps, [&] { sink = at::sum(x).item<float>(); });
+  (void)sink;
+  return static_cast<double>(x.numel()) * sizeof(float) / t / 1e9;
+}
+
+}  // namespace
+
 int main(int, char** argv) {
   using namespace v2m::bench;
   passive_openmp(argv);
