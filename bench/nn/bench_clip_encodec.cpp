@@ -6,7 +6,8 @@
 //     decode_chunked with 250-frame chunks and 50 frames of overlap (two 5 s chunks: the cost
 //     of the context), as a real-time factor (compute seconds per second of audio; < 1 is
 //     faster than real time), and encode of 10 s.
-// Median of 2 repetitions (preprocessing: 5) after one warm-up, as wall seconds and as
+// LibTorch's CPU tensors come from v2m's caching allocator, as in the CLI (V2M_CPU_CACHE_MB=0
+// for LibTorch's own). Median of 2 repetitions (preprocessing: 5) after one warm-up, as wall seconds and as
 // process CPU seconds (all threads; on a shared, loaded machine cpu_s / threads is the
 // better estimate of the uncontended wall time). JSON on stdout.
 //   bench_clip_encodec [threads]
@@ -25,6 +26,7 @@
 #include "nn/clip_vision.h"
 #include "nn/encodec.h"
 #include "nn/state_dict.h"
+#include "v2m/runtime.h"
 
 using namespace v2m::nn;
 
@@ -62,6 +64,7 @@ Timing time_median(int reps, const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool cpu_cache = v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
   at::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
   at::InferenceMode guard;
   torch::manual_seed(0);
@@ -89,7 +92,7 @@ int main(int argc, char** argv) {
   const Timing enc = time_median(2, [&] { codec->encode(audio); });
 
   std::printf(
-      "{\n  \"bench\": \"clip_encodec\",\n  \"threads\": %d,\n"
+      "{\n  \"bench\": \"clip_encodec\",\n  \"threads\": %d,\n  \"cpu_cache_mb\": %zu,\n"
       "  \"clip\": {\"model\": \"ViT-B/32 vision + projection (fp32, random weights)\", \"parameters\": %lld,\n"
       "           \"batch\": %lld, \"batch_s\": %.4f, \"batch_cpu_s\": %.4f, \"images_per_s\": %.2f,\n"
       "           \"preprocess_1280x720_ms\": %.2f},\n"
@@ -98,7 +101,8 @@ int main(int argc, char** argv) {
       "              \"decode_s\": %.4f, \"decode_cpu_s\": %.4f, \"decode_rtf\": %.4f,\n"
       "              \"decode_chunked_s\": %.4f, \"decode_chunked_cpu_s\": %.4f, \"decode_chunked_rtf\": %.4f,\n"
       "              \"encode_s\": %.4f, \"encode_cpu_s\": %.4f, \"encode_rtf\": %.4f}\n}\n",
-      at::get_num_threads(), static_cast<long long>(count_parameters(*clip)), static_cast<long long>(batch), clip_t.wall,
+      at::get_num_threads(), cpu_cache ? v2m::cpu_cache_stats().cap_bytes >> 20 : size_t{0},
+      static_cast<long long>(count_parameters(*clip)), static_cast<long long>(batch), clip_t.wall,
       clip_t.cpu, batch / clip_t.wall, pre.wall * 1e3, static_cast<long long>(count_parameters(*codec)), seconds,
       static_cast<long long>(frames), dec.wall, dec.cpu, dec.wall / seconds, dec_chunked.wall, dec_chunked.cpu,
       dec_chunked.wall / seconds, enc.wall, enc.cpu, enc.wall / seconds);

@@ -15,6 +15,7 @@
 #include "nn/compat.h"
 #include "nn/cpu_kernels.h"
 #include "nn/delay_pattern.h"
+#include "nn/state_dict.h"
 #include "v2m/error.h"
 
 namespace v2m::nn {
@@ -501,6 +502,26 @@ at::Tensor MusicgenDecoderImpl::forward(const at::Tensor& codes, const at::Tenso
   logits.reserve(cfg.num_codebooks);
   for (const auto& head : *lm_heads) logits.push_back(linear_small(h, head->as<Linear>()->weight));
   return at::stack(logits, 1);  // [B, K, T, V]
+}
+
+size_t MusicgenDecoderImpl::drop_resident_weights() const {
+  size_t dropped = nn::drop_resident_weights(*this);
+  const auto drop = [&](const std::shared_ptr<LinearKernel>& k) {
+    if (k && k->has_matvec()) dropped += drop_resident_data(k->matvec_view().w);
+  };
+  for (const auto& l : *model->decoder->layers) {
+    const auto* layer = l->as<MusicgenDecoderLayer>();
+    for (const auto* a : {layer->self_attn.get(), layer->encoder_attn.get()}) {
+      drop(a->q_kernel);
+      drop(a->k_kernel);
+      drop(a->v_kernel);
+      drop(a->out_kernel);
+    }
+    drop(layer->fc1_kernel);
+    drop(layer->fc2_kernel);
+  }
+  drop(heads_kernel_);
+  return dropped;
 }
 
 void MusicgenDecoderImpl::set_weights_dtype(WeightsDtype dtype) {

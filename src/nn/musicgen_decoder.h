@@ -183,6 +183,9 @@ struct MusicgenDecoderImpl : torch::nn::Module {
   // Bytes of decoder weights one incremental step streams (self-attn q/k/v/o, cross-attn q/o,
   // fc1/fc2, LayerNorms, heads) in the current storage format.
   int64_t step_weight_bytes() const;
+  // nn::drop_resident_weights for the decoder, its converted kernels' weights included (a
+  // "mixed" file's bf16 linears live in the kernels as mapped). Returns the bytes given back.
+  size_t drop_resident_weights() const;
 
   MusicgenDecoderConfig cfg;
   MusicgenModel model{nullptr};

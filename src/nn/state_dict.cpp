@@ -5,7 +5,9 @@
 #include <torch/nn/module.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "v2m/error.h"
 
@@ -55,33 +57,77 @@ DType from_scalar_type(at::ScalarType t) {
   }
 }
 
+namespace {
+
+// Tensors that alias a weight file's mapping, by data pointer -> byte size: the ones whose
+// resident pages can be given back (drop_resident_weights) without losing their values.
+std::mutex g_mapped_mu;
+std::unordered_map<const void*, size_t> g_mapped;
+
+// Gives back the pages wholly inside [data, data + nbytes) of a private file mapping; partial
+// pages at either end may hold a neighbour and stay. Returns the bytes advised.
+size_t drop_mapped_pages(const void* data, size_t nbytes) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t lo = (b + page - 1) / page * page, hi = (b + nbytes) / page * page;
+  if (hi <= lo) return 0;
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  return hi - lo;
+}
+
+}  // namespace
+
 at::Tensor to_tensor(const TensorView& v, const std::shared_ptr<SafeTensorsFile>& owner) {
   auto opts = at::TensorOptions().dtype(to_scalar_type(v.dtype)).device(at::kCPU);
   if (v.numel() == 0) return at::empty(v.shape, opts);
-  // The deleter holds the file (and its mapping) alive for as long as the tensor lives.
-  auto keep = new std::shared_ptr<SafeTensorsFile>(owner);
   const size_t esize = dtype_size(v.dtype);
   const bool aligned = reinterpret_cast<uintptr_t>(v.data) % esize == 0;
+  // Unaligned element data (legal in the format) gets one aligned copy.
+  if (!aligned) return at::from_blob(const_cast<void*>(v.data), v.shape, opts).clone();
+  // The deleter holds the file (and its mapping) alive for as long as the tensor lives.
+  auto keep = new std::shared_ptr<SafeTensorsFile>(owner);
   const bool mapped = owner->mapped();
   const size_t nbytes = v.nbytes;
-  at::Tensor t = at::from_blob(const_cast<void*>(v.data), v.shape,
-                               [keep, mapped, nbytes](void* data) {
-                                 // Pages wholly inside this tensor's range belong to no other
-                                 // tensor: give them back, so weights converted at load (or
-                                 // dropped) stop counting in the resident set even though the
-                                 // rest of the mapping lives on. Partial pages at either end
-                                 // may hold a neighbour and stay.
-                                 if (mapped) {
-                                   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-                                   const uintptr_t b = reinterpret_cast<uintptr_t>(data);
-                                   const uintptr_t lo = (b + page - 1) / page * page, hi = (b + nbytes) / page * page;
-                                   if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-                                 }
-                                 delete keep;
-                               },
-                               opts);
-  // Unaligned element data (legal in the format) gets one aligned copy.
-  return aligned ? t : t.clone();
+  if (mapped) {
+    std::lock_guard<std::mutex> lock(g_mapped_mu);
+    g_mapped[v.data] = nbytes;
+  }
+  return at::from_blob(const_cast<void*>(v.data), v.shape,
+                       [keep, mapped, nbytes](void* data) {
+                         // This tensor's own pages go back, so weights converted at load (or
+                         // dropped) stop counting in the resident set even though the rest of
+                         // the mapping lives on.
+                         if (mapped) {
+                           {
+                             std::lock_guard<std::mutex> lock(g_mapped_mu);
+                             g_mapped.erase(data);
+                           }
+                           drop_mapped_pages(data, nbytes);
+                         }
+                         delete keep;
+                       },
+                       opts);
+}
+
+size_t drop_resident_data(const void* data) {
+  size_t nbytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_mapped_mu);
+    const auto it = g_mapped.find(data);
+    if (it == g_mapped.end()) return 0;  // a copy (converted, or made at load): not a mapping
+    nbytes = it->second;
+  }
+  return drop_mapped_pages(data, nbytes);
+}
+
+size_t drop_resident_weights(const torch::nn::Module& module) {
+  size_t dropped = 0;
+  const auto drop = [&](const at::Tensor& t) {
+    if (t.defined() && t.device().is_cpu() && t.numel() > 0) dropped += drop_resident_data(t.data_ptr());
+  };
+  for (const auto& p : module.parameters(/*recurse=*/true)) drop(p);
+  for (const auto& b : module.buffers(/*recurse=*/true)) drop(b);
+  return dropped;
 }
 
 TensorMap load_safetensors(const std::string& path) {

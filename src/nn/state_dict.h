@@ -48,6 +48,16 @@ std::vector<std::string> load_into(torch::nn::Module& module, const TensorMap& t
 // Flattens parameters and buffers of `module` into a map under `prefix`.
 void collect_state(const torch::nn::Module& module, const std::string& prefix, TensorMap* out);
 
+// Gives back the resident pages of the module's parameters and buffers that alias a weight
+// file's mapping (madvise MADV_DONTNEED; other tensors are left alone): a stage that is done
+// (CLIP after the frames are embedded) stops counting in the resident set. The pages stay in
+// the page cache, so the next use faults them back in without I/O. Only for weights nothing
+// wrote since the load: the mapping is private, a written page would read the file again.
+// Returns the bytes given back.
+size_t drop_resident_weights(const torch::nn::Module& module);
+// The same for one tensor's storage, given by its data pointer (0 where it is not a mapping).
+size_t drop_resident_data(const void* data);
+
 // Number of parameter elements.
 int64_t count_parameters(const torch::nn::Module& module);
 

@@ -9,9 +9,11 @@
 #include "model/windows.h"
 #include "nn/musicgen_decoder.h"
 #include "nn/sampling.h"
+#include "nn/state_dict.h"
 #include "pipeline/features.h"
 #include "v2m/error.h"
 #include "v2m/media.h"
+#include "v2m/runtime.h"
 #include "v2m/v2m.h"
 
 namespace v2m {
@@ -74,6 +76,11 @@ class GeneratorImpl : public Generator {
     times_.clip = f.clip_s;
     times_.flow = f.flow_s;
     if (p.duration <= 0 && info.duration <= 0) total_s = f.duration;
+    // Each stage's mapped weights leave the resident set when the stage is done (they stay in
+    // the page cache for the next call), and so do the cached blocks of its activations: the
+    // peak is the largest stage, not the sum of them.
+    nn::drop_resident_weights(*model_->clip);
+    release_cached_cpu_memory();
 
     const double fr = model_->frame_rate();
     const int64_t total = std::max<int64_t>(1, static_cast<int64_t>(std::llround(total_s * fr)));
@@ -124,10 +131,16 @@ class GeneratorImpl : public Generator {
       times_.decoder += seconds_since(td);
     }
 
+    // The decoder is done: its KV buffers (0.3 GB for 30 s of Model-S) go before the codec's
+    // activations arrive, so the two never add up in the peak resident set.
+    cache_ = nn::KVCache{};
+    nn::drop_resident_weights(*model_->fusion);
+    model_->decoder->drop_resident_weights();
     // One decode of the whole code sequence (chunked inside the codec): no seams between windows.
     auto tc = std::chrono::steady_clock::now();
     at::Tensor audio = model_->codec->decode_chunked(codes).to(at::kCPU).to(at::kFloat);  // [B, C, N]
     times_.codec = seconds_since(tc);
+    nn::drop_resident_weights(*model_->codec);
     const int64_t want = static_cast<int64_t>(std::llround(total_s * sample_rate()));
     if (audio.size(2) > want) audio = audio.slice(2, 0, want);
     if (!at::isfinite(audio).all().item<bool>())
@@ -143,6 +156,9 @@ class GeneratorImpl : public Generator {
       a.samples.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
       result.push_back(std::move(a));
     }
+    // The codec's freed activations would otherwise sit in the allocator's cache through the
+    // next video's decoder stage.
+    release_cached_cpu_memory();
     return result;
   }
 
@@ -150,7 +166,7 @@ class GeneratorImpl : public Generator {
   model::V2MModel model_;
   at::Device device_;
   StageTimes times_;
-  nn::KVCache cache_;  // the decoder's KV buffers, reused across windows and calls
+  nn::KVCache cache_;  // the decoder's KV buffers, reused across the windows of one call
 };
 
 bool is_file(const std::string& p) { return ::access(p.c_str(), R_OK) == 0; }

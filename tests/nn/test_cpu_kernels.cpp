@@ -11,6 +11,7 @@
 #include "nn/cpu_kernels.h"
 #include "nn/linear_kernel.h"
 #include "v2m/error.h"
+#include "v2m/runtime.h"
 
 using namespace v2m::nn;
 
@@ -216,4 +217,60 @@ TEST(CpuKernels, Bf16CacheStepAttentionMatchesAttentionOnTheRoundedCache) {
                    .reshape({B, 1, -1});
     EXPECT_LT(max_diff(out, ref), 1e-5) << "dh " << dh;
   }
+}
+
+// The caching CPU allocator (v2m/runtime.h): freed blocks of 1 MB and more come back for
+// requests they fit closely; past the cap the oldest cached blocks make room; smaller
+// tensors are not its business.
+TEST(CpuAllocator, FreedLargeBlocksAreReusedAndTheOldestMakeRoomAtTheCap) {
+  ::setenv("V2M_CPU_CACHE_MB", "64", 1);
+  ASSERT_TRUE(v2m::use_caching_cpu_allocator());
+  ::unsetenv("V2M_CPU_CACHE_MB");
+  constexpr size_t MB = size_t{1} << 20;
+  const auto floats = [](size_t mb) { return static_cast<int64_t>(mb * MB / sizeof(float)); };
+  EXPECT_EQ(v2m::cpu_cache_stats().cap_bytes, 64 * MB);
+  v2m::release_cached_cpu_memory();
+  const auto s0 = v2m::cpu_cache_stats();
+
+  void* first = nullptr;
+  {
+    torch::Tensor a = torch::empty({floats(16)});
+    first = a.data_ptr();
+    a.fill_(1.0);
+  }
+  EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 16 * MB);
+  {
+    // A little smaller: the same block, and it computes like any other.
+    torch::Tensor b = torch::empty({floats(16) - 1000});
+    EXPECT_EQ(b.data_ptr(), first);
+    b.fill_(2.0);
+    EXPECT_DOUBLE_EQ(b.sum().item<double>(), 2.0 * double(floats(16) - 1000));
+    EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 0u);
+  }
+  {
+    // Half the size would leave half the cached block unused: a new one.
+    torch::Tensor c = torch::empty({floats(8)});
+    EXPECT_NE(c.data_ptr(), first);
+    EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 16 * MB);
+  }
+  EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 24 * MB);
+  // 24 + 48 MB is over the cap: the oldest block (16 MB) goes, the 8 MB one stays.
+  void* big_ptr = nullptr;
+  {
+    torch::Tensor big = torch::empty({floats(48)});
+    big_ptr = big.data_ptr();
+  }
+  EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 56 * MB);
+  { torch::Tensor huge = torch::empty({floats(80)}); }  // larger than the cap: never cached
+  EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 56 * MB);
+  {
+    torch::Tensor d = torch::empty({floats(40)});  // fills the 48 MB block to 83%
+    EXPECT_EQ(d.data_ptr(), big_ptr);
+  }
+  { torch::Tensor small = torch::empty({1000}); }  // below 1 MB: not the cache's
+  const auto s1 = v2m::cpu_cache_stats();
+  EXPECT_EQ(s1.hits - s0.hits, 2);    // b, d
+  EXPECT_EQ(s1.misses - s0.misses, 4);  // a, c, big, huge
+  v2m::release_cached_cpu_memory();
+  EXPECT_EQ(v2m::cpu_cache_stats().cached_bytes, 0u);
 }

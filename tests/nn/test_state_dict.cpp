@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "nn/linear.h"
 #include "nn/state_dict.h"
@@ -95,4 +98,52 @@ TEST(Linear, SkipInitGuardDrawsNoRandomNumbers) {
   EXPECT_FALSE(v2m::nn::skip_init_active());
   // The generator did not move: the construction under the guard drew nothing.
   EXPECT_TRUE(torch::equal(torch::rand({4}), expected));
+}
+
+namespace {
+// This process's resident set in bytes (/proc/self/statm, second field, in pages).
+size_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f) {
+    if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+// A finished stage's mapped weights leave the resident set and come back unchanged; tensors
+// that are not a mapping (a copy made at load) keep their values.
+TEST(StateDict, DropResidentWeightsGivesBackMappedPagesOnly) {
+  struct BigImpl : torch::nn::Module {
+    BigImpl() {
+      w = register_parameter("w", torch::zeros({int64_t{16} << 20}), false);  // 64 MB
+      copy = register_buffer("copy", torch::zeros({4}));
+    }
+    torch::Tensor w, copy;
+  };
+  TempDir d;
+  const torch::Tensor big = torch::rand({int64_t{16} << 20});
+  const torch::Tensor dbl = torch::tensor({1.0, 2.0, 3.0, 4.0}, torch::kDouble);  // another dtype: copied
+  save_safetensors(d.path() + "/w.safetensors", {{"w", big}, {"copy", dbl}});
+  auto loaded = load_safetensors(d.path() + "/w.safetensors");
+  auto mod = std::make_shared<BigImpl>();
+  load_into(*mod, loaded, "", "w.safetensors", /*alias=*/true);
+  loaded.clear();
+  const double sum = mod->w.sum().item<double>();  // touches every page
+  const size_t before = resident_bytes();
+  const size_t dropped = drop_resident_weights(*mod);
+  const size_t after = resident_bytes();
+  EXPECT_GE(dropped, size_t{63} << 20);
+  EXPECT_GE(before - after, size_t{48} << 20);
+  EXPECT_DOUBLE_EQ(mod->w.sum().item<double>(), sum);  // faulted back in from the page cache
+  EXPECT_TRUE(torch::equal(mod->w, big));
+  EXPECT_TRUE(torch::equal(mod->copy, torch::tensor({1.0f, 2.0f, 3.0f, 4.0f})));
+  // A module of plain (anonymous) tensors: nothing to give back, nothing lost.
+  auto plain = std::make_shared<BigImpl>();
+  plain->w.uniform_();
+  const torch::Tensor w0 = plain->w.clone();
+  EXPECT_EQ(drop_resident_weights(*plain), 0u);
+  EXPECT_TRUE(torch::equal(plain->w, w0));
 }

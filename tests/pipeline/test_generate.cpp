@@ -10,6 +10,7 @@
 #include "test_util.h"
 #include "v2m/error.h"
 #include "v2m/media.h"
+#include "v2m/runtime.h"
 #include "v2m/v2m.h"
 
 namespace {
@@ -69,6 +70,22 @@ TEST(Generate, SameSeedSameAudioDifferentSeedDifferent) {
   auto c = shared().gen->generate(video, p);
   EXPECT_EQ(a[0].samples, b[0].samples);
   EXPECT_NE(a[0].samples, c[0].samples);
+}
+
+TEST(Generate, CachingCpuAllocatorLeavesTheMusicUnchangedAndIsEmptiedAfterwards) {
+  TempDir d;
+  const auto video = make_video(d, "v.mp4", 20, 10);
+  v2m::GenerateParams p;
+  p.seed = 5;
+  auto before = shared().gen->generate(video, p);  // LibTorch's own allocator
+  ASSERT_TRUE(v2m::use_caching_cpu_allocator());
+  auto first = shared().gen->generate(video, p);
+  auto second = shared().gen->generate(video, p);
+  const auto stats = v2m::cpu_cache_stats();
+  EXPECT_EQ(first[0].samples, before[0].samples);
+  EXPECT_EQ(second[0].samples, before[0].samples);
+  EXPECT_GT(stats.hits, 0);             // large activations did come back out of the cache
+  EXPECT_EQ(stats.cached_bytes, 0u);    // and generate gave them back at the end
 }
 
 TEST(Generate, LongVideoSlidesWindowsAndKeepsItsLength) {

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "Only warnings and errors");
   app.parse_complete_callback([&] {
     v2m::init_logging(g.verbose ? 2 : (g.quiet ? 0 : 1));
+    v2m::use_caching_cpu_allocator();  // before any tensor: see runtime.h
     v2m::set_threads(g.threads);
   });
 
