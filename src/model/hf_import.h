@@ -14,7 +14,8 @@ struct ImportPaths {
 };
 
 // Writes out_dir/config.yaml + model.safetensors with a freshly initialised fusion
-// (seeded). Every tensor the model needs must come from the inputs; wrong shapes and
+// (seeded), in `dtype` (fp32, fp16, bf16, or mixed: the decoder's linears bf16, the rest
+// fp32). Every tensor the model needs must come from the inputs; wrong shapes and
 // configs that disagree with tensors are errors naming the tensor.
 void import_hf(const ImportPaths& in, const std::string& out_dir, const std::string& dtype, uint64_t seed);
 

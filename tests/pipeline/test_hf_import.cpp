@@ -93,6 +93,19 @@ TEST(HfImport, AssemblesModelFromHubLayout) {
   }
 }
 
+TEST(HfImport, MixedDtypeStoresTheDecoderLinearsInBf16AndTheRestInFp32) {
+  TempDir d;
+  auto h = make_hub_dirs(d);
+  const std::string out = d.path() + "/v2m";
+  model::import_hf({h.clip, "", h.musicgen, kTiny}, out, "mixed", 0);
+  auto file = nn::load_safetensors(out + "/model.safetensors");
+  const auto& q = file.at("decoder.model.decoder.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(q.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(torch::equal(q, h.original.at("decoder.model.decoder.layers.0.self_attn.q_proj.weight").to(at::kBFloat16)));
+  EXPECT_EQ(file.at("decoder.model.decoder.embed_tokens.0.weight").scalar_type(), at::kFloat);
+  EXPECT_EQ(file.at("clip.visual_projection.weight").scalar_type(), at::kFloat);
+}
+
 TEST(HfImport, WrongShapeNamesTensorAndBothShapes) {
   TempDir d;
   auto h = make_hub_dirs(d);

@@ -18,7 +18,10 @@ const v2m::cli::Command reg("import", "Assemble a Model-S directory from Hugging
   sub.add_option("--encodec", in->encodec, "facebook/encodec_32khz directory (default: musicgen's audio_encoder)");
   sub.add_option("--config", in->base_config, "v2m model yaml for the fusion/features sections (default: Model-S)");
   sub.add_option("-o,--output", *out, "Output model directory")->required();
-  sub.add_option("--dtype", *dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  sub.add_option("--dtype", *dtype,
+                 "fp32, fp16, bf16, or mixed (the decoder's linears bf16, the rest fp32: the fastest load for "
+                 "CPU generation; keep fp32 to train from)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "mixed"}));
   sub.add_option("--seed", *seed, "Seed of the new fusion's initialisation");
   sub.callback([=] {
     v2m::model::import_hf(*in, *out, *dtype, *seed);
