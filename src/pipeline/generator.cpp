@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "model/v2m_model.h"
 #include "model/windows.h"
@@ -213,10 +215,14 @@ std::string default_model_path(const std::string& argv0) {
   exe = n > 0 ? std::string(buf, n) : argv0;
   std::string dir = exe.substr(0, exe.find_last_of('/') + 1);
   // <prefix>/bin/v2m -> <prefix>/share/v2m/models/v2m-tiny; <src>/build/tools/v2m/v2m -> <src>/models/v2m-tiny
-  for (const std::string rel : {"../share/v2m/models/v2m-tiny", "../../../models/v2m-tiny", "../../models/v2m-tiny"}) {
-    const std::string cand = dir + rel;
+  std::vector<std::string> cands;
+  for (const std::string rel : {"../share/v2m/models/v2m-tiny", "../../../models/v2m-tiny", "../../models/v2m-tiny"})
+    cands.push_back(dir + rel);
+#ifdef V2M_SOURCE_MODELS_DIR
+  cands.push_back(std::string(V2M_SOURCE_MODELS_DIR) + "/v2m-tiny");  // a build directory outside the tree
+#endif
+  for (const auto& cand : cands)
     if (is_file(cand + "/model.safetensors") && is_file(cand + "/config.yaml")) return cand;
-  }
   return "";
 }
 

@@ -92,6 +92,13 @@ TEST(CliGenerate, EmbeddedDefaultModelGeneratesWithoutModelFlag) {
   double energy = 0;
   for (float x : a.samples) energy += double(x) * x;
   EXPECT_GT(energy / double(a.samples.size()), 1e-6) << "the trained codec decoded silence";
+  // A binary built (or copied) outside the source tree still finds it (BUILD_DIR=/elsewhere).
+  TempDir bin;
+  ASSERT_EQ(run_capture("cp " + kCli + " " + bin.path() + "/v2m", &out), 0) << out;
+  const std::string wav2 = d.path() + "/elsewhere.wav";
+  ASSERT_EQ(run_capture("env -u V2M_MODEL " + bin.path() + "/v2m -q generate " + video + " -o " + wav2 + " --seed 1", &out), 0)
+      << out;
+  EXPECT_EQ(v2m::media::read_wav(wav2).samples, a.samples);
 }
 
 TEST(CliGenerate, ModelDirectoryRoundTripAndMismatchedTensor) {
