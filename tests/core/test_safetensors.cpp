@@ -72,9 +72,35 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
     ASSERT_EQ(r.nbytes, t.nbytes) << t.name;
     EXPECT_EQ(std::memcmp(r.data, t.data, t.nbytes), 0) << t.name;
   }
-  // Data block is 8-byte aligned so F64/I64 views can be used in place.
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->get("b").data) % 8, 0u);
+  // Every tensor starts aligned to its element size (views are used in place), whatever the
+  // sizes before it in the caller's order.
+  for (const auto& t : ts) {
+    const auto& r = f->get(t.name);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype), 0u) << t.name;
+  }
   EXPECT_THROW(f->get("nope"), Error);
+}
+
+// Weight matrices (sizes a multiple of 64 bytes) start on a cache line in the mapping even
+// when odd-sized tensors come first in the caller's order.
+TEST(Safetensors, WriterPlacesCacheLineSizedTensorsOnCacheLines) {
+  TempDir dir;
+  std::vector<uint8_t> odd(3, 1), small(10, 2);
+  std::vector<uint16_t> w(32 * 48, 3);
+  std::vector<float> v(24, 4.0f);
+  std::vector<TensorView> ts = {
+      {"a_odd", DType::U8, {3}, odd.data(), 3},
+      {"b_w", DType::BF16, {32, 48}, w.data(), w.size() * 2},
+      {"c_small", DType::I16, {5}, small.data(), 10},
+      {"d_v", DType::F32, {24}, v.data(), 96},
+  };
+  const std::string path = dir.path() + "/w.safetensors";
+  write_safetensors(path, ts);
+  auto f = SafeTensorsFile::open(path);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->get("b_w").data) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->get("d_v").data) % 32, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->get("c_small").data) % 2, 0u);
+  for (const auto& t : ts) EXPECT_EQ(std::memcmp(f->get(t.name).data, t.data, t.nbytes), 0) << t.name;
 }
 
 TEST(Safetensors, RejectsHugeHeaderLength) {
