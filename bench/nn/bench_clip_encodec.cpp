@@ -64,7 +64,7 @@ Timing time_median(int reps, const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool cpu_cache = v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
+  v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
   at::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
   at::InferenceMode guard;
   torch::manual_seed(0);
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       "              \"decode_s\": %.4f, \"decode_cpu_s\": %.4f, \"decode_rtf\": %.4f,\n"
       "              \"decode_chunked_s\": %.4f, \"decode_chunked_cpu_s\": %.4f, \"decode_chunked_rtf\": %.4f,\n"
       "              \"encode_s\": %.4f, \"encode_cpu_s\": %.4f, \"encode_rtf\": %.4f}\n}\n",
-      at::get_num_threads(), cpu_cache ? v2m::cpu_cache_stats().cap_bytes >> 20 : size_t{0},
+      at::get_num_threads(), v2m::cpu_cache_stats().cap_bytes >> 20,
       static_cast<long long>(count_parameters(*clip)), static_cast<long long>(batch), clip_t.wall,
       clip_t.cpu, batch / clip_t.wall, pre.wall * 1e3, static_cast<long long>(count_parameters(*codec)), seconds,
       static_cast<long long>(frames), dec.wall, dec.cpu, dec.wall / seconds, dec_chunked.wall, dec_chunked.cpu,

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--weights-dtype")) dtype = argv[i + 1];
     else if (!std::strcmp(argv[i], "--save")) save = argv[i + 1];
   }
-  const bool cpu_cache = v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
+  v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
   v2m::set_threads(0);
   if (!save.empty()) {
     auto m = v2m::model::load_model(model);
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
       "  \"non_decoder_share\": %.3f,\n  \"peak_rss_after_load_mb\": %.1f,\n  \"peak_rss_mb\": %.1f,\n"
       "  \"weight_file_mb\": %.1f,\n  \"peak_rss_over_weight_file\": %.3f\n}\n",
       model.c_str(), video.c_str(), dtype.c_str(), v2m::threads(),
-      cpu_cache ? v2m::cpu_cache_stats().cap_bytes >> 20 : size_t{0}, load_s, audio_s, wall, wall / audio_s, t.decode,
+      v2m::cpu_cache_stats().cap_bytes >> 20, load_s, audio_s, wall, wall / audio_s, t.decode,
       t.clip, t.flow, t.fusion, t.decoder, t.codec, non_decoder, rss_after_load, peak, weight_file_bytes / 1048576.0,
       weight_file_bytes > 0 ? peak * 1048576.0 / weight_file_bytes : 0.0);
   return 0;

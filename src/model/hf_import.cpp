@@ -66,9 +66,8 @@ void import_hf(const ImportPaths& in, const std::string& out_dir, const std::str
   // Strict: every model tensor must be provided with the right shape (the error names
   // the tensor and both shapes); extras were dropped above by prefix.
   nn::load_into(*m, tensors, "", "import");
-  const bool mixed = dtype == "mixed";  // decoder linears bf16, the rest fp32 (see save_model)
-  save_model(m, out_dir, mixed ? at::kFloat : parse_dtype(dtype),
-             {{"source_clip", in.clip}, {"source_musicgen", in.musicgen}, {"source_encodec", in.encodec}}, mixed);
+  save_model(m, out_dir, dtype,
+             {{"source_clip", in.clip}, {"source_musicgen", in.musicgen}, {"source_encodec", in.encodec}});
 }
 
 }  // namespace v2m::model

@@ -131,4 +131,10 @@ void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype,
   atomic_write_bytes(dir + "/config.yaml", y.data(), y.size());
 }
 
+void save_model(V2MModel& model, const std::string& dir, const std::string& dtype_name,
+                const std::map<std::string, std::string>& metadata) {
+  const bool mixed = dtype_name == "mixed";
+  save_model(model, dir, mixed ? at::kFloat : parse_dtype(dtype_name), metadata, mixed);
+}
+
 }  // namespace v2m::model

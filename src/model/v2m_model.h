@@ -50,6 +50,10 @@ V2MModel load_model(const std::string& path, bool check_weights = false, const s
 // and no copy (every tensor aliases the mapping in its own dtype).
 void save_model(V2MModel& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
                 const std::map<std::string, std::string>& metadata = {}, bool bf16_decoder_linears = false);
+// The same by name, as `v2m export/import --dtype` take it: fp32, fp16, bf16 (parse_dtype's
+// spellings), or "mixed" (kFloat with bf16_decoder_linears).
+void save_model(V2MModel& model, const std::string& dir, const std::string& dtype_name,
+                const std::map<std::string, std::string>& metadata = {});
 
 // The codec of `dir`: a codec directory (`v2m train-codec` exports one: config.json +
 // model.safetensors in EncodecModel names) or a V2M model directory (config.yaml), whose

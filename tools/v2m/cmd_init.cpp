@@ -71,8 +71,7 @@ const v2m::cli::Command reg_export("export", "Write a model directory (or traine
     if (std::filesystem::equivalent(*in, *out, ec))
       throw v2m::Error(v2m::describe("cannot export", *out, "the output is the input directory"));
     auto m = v2m::model::load_model(*in, /*check_weights=*/true);
-    const bool mixed = *dtype == "mixed";
-    v2m::model::save_model(m, *out, mixed ? at::kFloat : v2m::model::parse_dtype(*dtype), {}, mixed);
+    v2m::model::save_model(m, *out, *dtype);
     std::printf("%s\n", out->c_str());
   });
 });
