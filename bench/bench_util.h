@@ -13,18 +13,12 @@
 #include <functional>
 #include <vector>
 
+#include "v2m/runtime.h"
+
 namespace v2m::bench {
 
-// As the CLI (tools/v2m/main.cpp): libgomp reads OMP_WAIT_POLICY when it loads, before main,
-// so set PASSIVE and re-exec once; spinning OpenMP workers fight OpenBLAS's threads on few
-// cores and make every matmul several times slower.
-inline void passive_openmp(char** argv) {
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    ::setenv("GOMP_SPINCOUNT", "30000", 0);  // a short spin before sleeping, as the CLI
-    ::execv("/proc/self/exe", argv);  // returns only on failure: carry on
-  }
-}
+// As the CLI (tools/v2m/main.cpp): the thread pools' wait policy (v2m/runtime.h).
+inline void passive_openmp(char** argv) { v2m::reexec_with_thread_env(argv); }
 
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

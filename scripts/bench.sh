@@ -11,6 +11,7 @@ B=${BUILD_DIR:-build}/bench
 # As the CLI does for itself (tools/v2m/main.cpp; the benchmarks re-exec with it too).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
+export OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4}  # as the CLI (include/v2m/runtime.h)
 OUT=bench-results
 mkdir -p "$OUT"
 run() { local name=$1; shift; echo "bench: $name" >&2; "$@" > "$OUT/$name.json"; cat "$OUT/$name.json"; }

@@ -64,6 +64,7 @@ Timing time_median(int reps, const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  v2m::reexec_with_thread_env(argv);  // as the CLI
   v2m::use_caching_cpu_allocator();  // as the CLI (V2M_CPU_CACHE_MB=0: off)
   at::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
   at::InferenceMode guard;

@@ -25,6 +25,7 @@
 #include "train/distributed.h"
 #include "train/feature_cache.h"
 #include "train/trainer.h"
+#include "v2m/runtime.h"
 
 using namespace v2m;
 
@@ -38,6 +39,7 @@ std::string read_file(const std::string& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  v2m::reexec_with_thread_env(argv);  // as the CLI
   if (argc < 2) {
     std::fprintf(stderr, "usage: bench_train MODEL.yaml [--window S] [--batch B] [--steps N] [--freeze-decoder] [--setup-only DIR]\n");
     return 2;

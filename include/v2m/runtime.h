@@ -9,6 +9,15 @@ namespace v2m {
 // level: 0 quiet (warnings+), 1 info, 2 debug. Logs go to stderr; stdout is for results.
 void init_logging(int level);
 
+// The thread pools' wait behaviour, which libgomp and OpenBLAS read from the environment when
+// they load, before main: sets OMP_WAIT_POLICY=PASSIVE with GOMP_SPINCOUNT=30000 (unless a wait
+// policy is given) and OPENBLAS_THREAD_TIMEOUT=4 where unset, and re-executes the program once (/proc/self/exe, the
+// same argv) so the libraries see them; returns only if nothing needed setting or exec failed.
+// Why: on few cores LibTorch's OpenMP workers and OpenBLAS's own threads take turns on the
+// same cores, and whichever pool is idle must get off them quickly. OpenBLAS's idle threads
+// otherwise spin on sched_yield for 2^28 cycles (~0.1 s) after every matmul (README Performance).
+void reexec_with_thread_env(char** argv);
+
 // Sets LibTorch's intra-op threads (and OpenBLAS's through it); n <= 0 means all cores.
 // Warns once if LibTorch's BLAS is not OpenBLAS/MKL (matmuls ~20x slower).
 void set_threads(int n);

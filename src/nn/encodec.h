@@ -102,6 +102,11 @@ struct EncodecConv1dImpl : torch::nn::Module {
 };
 TORCH_MODULE(EncodecConv1d);
 
+// ConvTranspose1d (no padding, dilation 1, one group) as one GEMM plus ceil(K / stride) shifted
+// adds: x [B, Cin, T], weight [Cin, Cout, K], bias [Cout] or undefined -> [B, Cout, (T-1)*stride + K].
+// Differentiable (plain aten ops). What EncodecConvTranspose1d runs on CPU.
+at::Tensor conv_transpose1d_gemm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride);
+
 struct EncodecConvTranspose1dImpl : torch::nn::Module {
   EncodecConvTranspose1dImpl(const EncodecConfig& cfg, int64_t in, int64_t out, int64_t kernel, int64_t stride);
   // x: [B, Cin, L] -> [B, Cout, L * stride]  (kernel - stride trimmed as transformers)

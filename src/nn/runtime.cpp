@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <unistd.h>
 #include <fstream>
 #include <iterator>
 #include <list>
@@ -190,6 +191,22 @@ void release_cached_cpu_memory() {
 }
 
 CpuCacheStats cpu_cache_stats() { return CachingCpuAllocator::instance ? CachingCpuAllocator::instance->stats() : CpuCacheStats{}; }
+
+void reexec_with_thread_env(char** argv) {
+  bool changed = false;
+  const auto set_default = [&](const char* name, const char* value) {
+    if (std::getenv(name)) return;
+    ::setenv(name, value, 1);
+    changed = true;
+  };
+  // A spin count only goes with our own wait policy: an explicit OMP_WAIT_POLICY is left as given.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    set_default("OMP_WAIT_POLICY", "PASSIVE");
+    set_default("GOMP_SPINCOUNT", "30000");
+  }
+  set_default("OPENBLAS_THREAD_TIMEOUT", "4");
+  if (changed) ::execv("/proc/self/exe", argv);  // only returns on failure: carry on as we are
+}
 
 void set_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

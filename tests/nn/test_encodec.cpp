@@ -266,6 +266,30 @@ TEST(Encodec, MatchesTransformersFixtures) {
   EXPECT_TRUE(torch::allclose(m->encoder->forward(io.at("input_values")), io.at("embeddings"), 1e-4, 1e-4));
 }
 
+TEST(Encodec, GemmTransposedConvMatchesTorchValuesAndGradients) {
+  // Kernel a multiple of the stride (EnCodec's 2 x ratio), not a multiple, equal to it, and
+  // shorter than it; batch 1 and 3; with and without a bias.
+  struct Case { int64_t B, Cin, Cout, K, s, T; bool bias; };
+  for (const Case& c : {Case{1, 6, 5, 8, 4, 13, true}, Case{3, 4, 7, 7, 3, 9, true}, Case{2, 5, 3, 4, 4, 6, false},
+                        Case{1, 3, 2, 3, 5, 1, true}, Case{2, 8, 4, 16, 8, 20, true}}) {
+    SCOPED_TRACE(::testing::Message() << "B " << c.B << " K " << c.K << " stride " << c.s << " T " << c.T);
+    torch::manual_seed(c.K * 100 + c.s);
+    auto x = torch::randn({c.B, c.Cin, c.T}, torch::requires_grad());
+    auto w = torch::randn({c.Cin, c.Cout, c.K}, torch::requires_grad());
+    auto b = c.bias ? torch::randn({c.Cout}, torch::requires_grad()) : at::Tensor();
+    auto want = at::conv_transpose1d(x, w, b, c.s);
+    auto got = conv_transpose1d_gemm(x, w, b, c.s);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
+    auto up = torch::randn_like(want);
+    auto gw = torch::autograd::grad({want}, {x, w}, {up});
+    auto gg = torch::autograd::grad({got}, {x, w}, {up});
+    EXPECT_TRUE(torch::allclose(gg[0], gw[0], 1e-4, 1e-4));
+    EXPECT_TRUE(torch::allclose(gg[1], gw[1], 1e-4, 1e-4));
+  }
+  EXPECT_THROW(conv_transpose1d_gemm(torch::randn({1, 3, 4}), torch::randn({4, 2, 4}), {}, 2), v2m::Error);
+}
+
 TEST(Encodec, InferenceLstmMatchesTorchLstm) {
   // The decode path's LSTM (input projections batched, per-step matvec) against LibTorch's,
   // for the matvec kernel's batch sizes and a larger one (at::linear).

@@ -30,16 +30,12 @@ int main(int argc, char** argv) {
   using namespace v2m::cli;
   // LibTorch's OpenMP workers spin after every parallel region while OpenBLAS's own
   // threads do the matmuls; on few cores they fight and a decoder step runs ~5x slower
-  // (bench_decoder: 653 ms -> 126 ms per musicgen-small step on 2 cores). libgomp reads
-  // OMP_WAIT_POLICY when it loads, before main, so set it and re-exec once. A short spin
+  // (bench_decoder: 653 ms -> 126 ms per musicgen-small step on 2 cores). A short spin
   // (GOMP_SPINCOUNT 30000, tens of microseconds) before sleeping still pays: a decode step
   // runs ~220 parallel regions back to back, and waking sleeping workers for each cost a
-  // third of the step (bench_decoder bf16: 113 -> 76 ms per step on 2 cores).
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    ::setenv("GOMP_SPINCOUNT", "30000", 0);
-    ::execv("/proc/self/exe", argv);  // only returns on failure: carry on with spinning threads
-  }
+  // third of the step (bench_decoder bf16: 113 -> 76 ms per step on 2 cores). OpenBLAS's idle
+  // threads yield-spin ~0.1 s unless OPENBLAS_THREAD_TIMEOUT is short (CLIP batch 1.4 -> 0.8 s).
+  v2m::reexec_with_thread_env(argv);
   CLI::App app{"v2m: generate background music that follows a video"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("v2m ") + V2M_VERSION);
