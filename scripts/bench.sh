@@ -2,7 +2,7 @@
 # Builds the benchmarks and runs them on this machine; JSON per benchmark under
 # bench-results/ and a Markdown summary (bench-results/summary.md). ~10-15 min on 2 cores.
 #   scripts/bench.sh            # all
-#   scripts/bench.sh quick      # skip the Model-S-shape generate runs
+#   scripts/bench.sh quick      # skip the Model-S-shape generate runs (fp32 and mixed files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,12 +21,18 @@ run machine "$B/bench_machine"
 [ -x "$B/bench_decoder" ] && run decoder "$B/bench_decoder" --seconds 30 --steps 6
 [ -x "$B/bench_clip_encodec" ] && run clip_encodec "$B/bench_clip_encodec"
 run generate_tiny "$B/bench_generate" --model configs/model/tiny.yaml --video examples/demo.mp4 --duration 30
+# The embedded default model, as `v2m generate` runs it.
+run generate_v2m_tiny "$B/bench_generate" --model models/v2m-tiny --video examples/demo.mp4 --duration 30
 if [ "${1:-}" != quick ]; then
   S_DIR=$(mktemp -d)
   trap 'rm -rf "$S_DIR"' EXIT
   "$B/bench_generate" --save "$S_DIR/s" --model configs/model/s.yaml > /dev/null
   # Load from the page cache (just written), generate 30 s with the default weights dtype.
   run generate_s "$B/bench_generate" --model "$S_DIR/s" --video examples/demo.mp4 --duration 30
+  # The layout meant for CPU generation: decoder linears bf16 as stored, the rest fp32.
+  "${BUILD_DIR:-build}/tools/v2m/v2m" -q export "$S_DIR/s" -o "$S_DIR/mixed" --dtype mixed
+  rm -rf "$S_DIR/s"
+  run generate_s_mixed "$B/bench_generate" --model "$S_DIR/mixed" --video examples/demo.mp4 --duration 30
 fi
 python3 - "$OUT" <<'PY'
 import json, os, sys

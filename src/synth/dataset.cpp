@@ -52,6 +52,7 @@ std::string generate_dataset(const SynthOptions& o, const SynthProgress& progres
   if (!(o.seconds >= 0.5 && o.seconds <= 600)) bad("--seconds must be in [0.5, 600]");
   if (o.size < 16 || o.size > 4096 || o.size % 2) bad("--size must be even and in [16, 4096]");
   if (!(o.fps >= 1 && o.fps <= 120)) bad("--fps must be in [1, 120]");
+  if (o.tonic < -1 || o.tonic > 11) bad("--tonic must be a pitch class 0..11 (or -1: one per clip)");
   const std::string sf = find_soundfont(o.soundfont);
   make_dir(o.out_dir);
   make_dir(o.out_dir + "/clips");
@@ -73,7 +74,7 @@ std::string generate_dataset(const SynthOptions& o, const SynthProgress& progres
         }
         const int i = next++;
         if (i >= o.clips) return;
-        const Score score = compose(sample_clip_params(o.seed, static_cast<uint64_t>(i), o.seconds));
+        const Score score = compose(sample_clip_params(o.seed, static_cast<uint64_t>(i), o.seconds, o.tonic));
         const media::Audio audio = renderer.render(score);
         const std::string id = clip_id(i);
         const std::string video_rel = "clips/" + id + ".mp4", audio_rel = "clips/" + id + ".wav";

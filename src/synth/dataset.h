@@ -20,6 +20,7 @@ struct SynthOptions {
   std::string soundfont;  // empty: find_soundfont()
   int threads = 0;       // clip workers; 0 = hardware threads
   std::string video_codec = "auto";
+  int tonic = -1;        // -1: a key per clip; 0..11: every clip in this tonic (sample_clip_params)
 };
 
 // done, total clips

@@ -1,6 +1,7 @@
 #include "synth/score.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "synth/rng.h"
@@ -22,6 +23,17 @@ const std::vector<InstrumentFamily>& instrument_families() {
 const char* key_name(int pc) {
   static const char* names[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
   return names[((pc % 12) + 12) % 12];
+}
+
+int key_pitch_class(const std::string& name) {
+  for (int pc = 0; pc < 12; ++pc) {
+    const std::string k = key_name(pc);
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return a == std::toupper(static_cast<unsigned char>(b));
+        }))
+      return pc;
+  }
+  return -1;
 }
 
 namespace {
@@ -53,12 +65,13 @@ int velocity(double loudness, int offset) {
 
 }  // namespace
 
-ClipParams sample_clip_params(uint64_t seed, uint64_t index, double seconds) {
+ClipParams sample_clip_params(uint64_t seed, uint64_t index, double seconds, int tonic) {
   Rng r(mix_seed(seed, index));
   ClipParams p;
   p.seconds = seconds;
   p.bpm = std::round(r.uniform(70.0, 160.0) * 100.0) / 100.0;
-  p.key_pc = r.below(12);
+  p.key_pc = r.below(12);  // drawn even when fixed, so the draws after it do not move
+  if (tonic >= 0) p.key_pc = tonic % 12;
   p.minor = r.chance(0.5);
   p.family = r.below(static_cast<int>(instrument_families().size()));
   const auto& progs = instrument_families()[p.family].programs;

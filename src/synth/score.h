@@ -23,6 +23,8 @@ const std::vector<InstrumentFamily>& instrument_families();
 
 // Sharp names C C# D ... B for pitch classes 0..11.
 const char* key_name(int pitch_class);
+// The pitch class of a sharp name ("C", "c#", ... "B"; key_name's spelling, any case), or -1.
+int key_pitch_class(const std::string& name);
 
 struct ClipParams {
   uint64_t seed = 0;      // drives composition details and the video layout
@@ -38,7 +40,9 @@ struct ClipParams {
 };
 
 // Parameters of clip `index` of a dataset with seed `seed` (independent of other clips).
-ClipParams sample_clip_params(uint64_t seed, uint64_t index, double seconds);
+// tonic -1 draws the key per clip; 0..11 fixes it, and every other draw (tempo, mode,
+// instrument, layout, ...) stays what it is with a drawn key.
+ClipParams sample_clip_params(uint64_t seed, uint64_t index, double seconds, int tonic = -1);
 
 struct NoteEvent {
   double time = 0;      // onset, seconds from clip start

@@ -86,6 +86,38 @@ TEST(SynthScore, ParametersCoverTheirRanges) {
   EXPECT_EQ(modes.size(), 2u);
 }
 
+TEST(SynthScore, FixedTonicChangesTheKeyAndNothingElse) {
+  EXPECT_EQ(key_pitch_class("C"), 0);
+  EXPECT_EQ(key_pitch_class("f#"), 6);
+  EXPECT_EQ(key_pitch_class("B"), 11);
+  EXPECT_EQ(key_pitch_class("H"), -1);
+  EXPECT_EQ(key_pitch_class("C#m"), -1);
+  EXPECT_EQ(key_pitch_class(""), -1);
+  std::set<int> drawn;
+  for (uint64_t i = 0; i < 40; ++i) {
+    const ClipParams a = sample_clip_params(4, i, 6.0), b = sample_clip_params(4, i, 6.0, 9);
+    drawn.insert(a.key_pc);
+    EXPECT_EQ(b.key_pc, 9);
+    EXPECT_EQ(a.bpm, b.bpm);
+    EXPECT_EQ(a.minor, b.minor);
+    EXPECT_EQ(a.program, b.program);
+    EXPECT_EQ(a.loudness, b.loudness);
+    EXPECT_EQ(a.progression, b.progression);
+    EXPECT_EQ(a.seed, b.seed);
+    const Score s = compose(b);
+    EXPECT_EQ(score_labels(s).at("key").get<std::string>(), "A");
+    // The first bass note is the tonic (every progression opens on I).
+    int first = -1;
+    for (const auto& e : s.notes)
+      if (e.channel == kBassChannel) {
+        first = e.key % 12;
+        break;
+      }
+    EXPECT_EQ(first, 9);
+  }
+  EXPECT_GT(drawn.size(), 6u);  // without a tonic the keys vary
+}
+
 TEST(SynthScore, LabelsBeatsAndCutsFollowTempoAndBars) {
   for (uint64_t i = 0; i < 20; ++i) {
     const Score s = compose(sample_clip_params(21, i, 7.0));
@@ -293,7 +325,20 @@ TEST(SynthCli, GeneratesProbeableClipsAndAManifest) {
       << out;
   EXPECT_EQ(read_text(dir.path() + "/ds/manifest.jsonl"), read_text(dir.path() + "/nested/ds2/manifest.jsonl"));
   EXPECT_EQ(read_text(dir.path() + "/ds/clips/synth_00001.wav"), read_text(dir.path() + "/nested/ds2/clips/synth_00001.wav"));
+  // --tonic puts every clip in one key.
+  ASSERT_EQ(run_capture(std::string("'") + V2M_CLI_PATH + "' -q synth -o '" + dir.path() +
+                            "/dsd' --clips 2 --seconds 2 --seed 9 --size 64 --fps 8 --tonic d",
+                        &out),
+            0)
+      << out;
+  for (const auto& c : data::read_manifest(dir.path() + "/dsd/manifest.jsonl").clips) {
+    EXPECT_EQ(c.labels.at("key").get<std::string>(), "D");
+    EXPECT_EQ(c.labels.at("key_pc").get<int>(), 2);
+  }
   // A bad option fails with one line and writes no manifest.
   ASSERT_NE(run_capture(std::string("'") + V2M_CLI_PATH + "' synth -o '" + dir.path() + "/bad' --size 63", &out), 0);
+  EXPECT_FALSE(file_exists(dir.path() + "/bad/manifest.jsonl"));
+  ASSERT_NE(run_capture(std::string("'") + V2M_CLI_PATH + "' synth -o '" + dir.path() + "/bad' --tonic Cb", &out), 0);
+  EXPECT_NE(out.find("--tonic"), std::string::npos) << out;
   EXPECT_FALSE(file_exists(dir.path() + "/bad/manifest.jsonl"));
 }

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "synth/dataset.h"
+#include "synth/score.h"
 #include "v2m/progress.h"
 
 namespace {
@@ -22,8 +23,15 @@ const v2m::cli::Command reg("synth", "Generate the SynthV2M procedural video-mus
   sub.add_option("--fps", o->fps, "Video frames per second")->check(CLI::Range(1.0, 120.0));
   sub.add_option("--soundfont", o->soundfont, "General MIDI .sf2 (default: TimGM6mb / FluidR3_GM from Debian)");
   sub.add_option("--video-codec", o->video_codec, "libavcodec video encoder (auto: libx264, else mpeg4)");
-  sub.callback([o, &g] {
+  auto tonic = std::make_shared<std::string>("random");
+  sub.add_option("--tonic", *tonic, "Key of every clip: C, C#, ..., B, or random (one per clip)");
+  sub.callback([o, tonic, &g] {
     v2m::synth::SynthOptions opts = *o;
+    if (*tonic != "random") {
+      opts.tonic = v2m::synth::key_pitch_class(*tonic);
+      if (opts.tonic < 0)
+        throw CLI::ValidationError("--tonic", "'" + *tonic + "' is not a key: C, C#, D, D#, E, F, F#, G, G#, A, A#, B or random");
+    }
     opts.threads = g.threads;
     std::unique_ptr<v2m::Progress> bar = std::make_unique<v2m::Progress>("synth", opts.clips, "clips");
     const std::string manifest = v2m::synth::generate_dataset(opts, [&](int done, int) { bar->set(done); });
