@@ -225,7 +225,8 @@ EvalReport run_eval(const EvalOptions& opts) {
 
   // ---- metric set-up; missing weights switch that metric off with the reason.
   std::map<std::string, Outcome> out;
-  for (const char* k : {"fad", "kld_pq", "kld_qp", "chroma", "av_align", "tempo_error", "mode_accuracy", "beat_to_cut_s"})
+  for (const char* k : {"fad", "kld_pq", "kld_qp", "chroma", "av_align", "tempo_error", "mode_accuracy", "key_accuracy",
+                        "beat_to_cut_s"})
     out[k] = Outcome{};
   out["fad"].requested = want.count("fad") > 0;
   out["kld_pq"].requested = out["kld_qp"].requested = want.count("kld") > 0;
@@ -332,6 +333,14 @@ EvalReport run_eval(const EvalOptions& opts) {
       out["mode_accuracy"].weight += 1;
       row.cells["mode_est"] = k.major ? "major" : "minor";
       row.cells["mode_correct"] = ok ? "1" : "0";
+      if (lab.key_pc) {  // the key itself: tonic and mode both right
+        static const char* names[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
+        const bool key_ok = ok && k.tonic == *lab.key_pc;
+        out["key_accuracy"].sum += key_ok ? 1.0 : 0.0;
+        out["key_accuracy"].weight += 1;
+        row.cells["key_est"] = names[k.tonic % 12];
+        row.cells["key_correct"] = key_ok ? "1" : "0";
+      }
     }
     if (!lab.cuts.empty()) {
       const double off = cut_offset(lab.cuts, gen_onsets());
@@ -347,7 +356,7 @@ EvalReport run_eval(const EvalOptions& opts) {
     bar.advance();
   }
   bar.finish();
-  for (const char* k : {"tempo_error", "mode_accuracy", "beat_to_cut_s"}) out[k].requested = labelled > 0;
+  for (const char* k : {"tempo_error", "mode_accuracy", "key_accuracy", "beat_to_cut_s"}) out[k].requested = labelled > 0;
 
   // ---- aggregate
   for (auto& [k, o] : out) {
@@ -371,7 +380,8 @@ EvalReport run_eval(const EvalOptions& opts) {
   // ---- results.json
   static const std::map<std::string, std::string> kDirection = {
       {"fad", "lower"},        {"kld_pq", "lower"},        {"kld_qp", "lower"},       {"chroma", "higher"},
-      {"av_align", "higher"},  {"tempo_error", "lower"},   {"mode_accuracy", "higher"}, {"beat_to_cut_s", "lower"}};
+      {"av_align", "higher"},  {"tempo_error", "lower"},   {"mode_accuracy", "higher"}, {"key_accuracy", "higher"},
+      {"beat_to_cut_s", "lower"}};
   nlohmann::json j;
   j["config"] = opts.config;
   j["split"] = opts.split;
@@ -416,7 +426,8 @@ EvalReport run_eval(const EvalOptions& opts) {
     cols.push_back("video_peaks");
   }
   if (labelled > 0)
-    for (const char* k : {"tempo_est", "tempo_error", "mode_est", "mode_correct", "beat_to_cut_s"}) cols.push_back(k);
+    for (const char* k : {"tempo_est", "tempo_error", "mode_est", "mode_correct", "key_est", "key_correct", "beat_to_cut_s"})
+      cols.push_back(k);
   std::string csv = "id";
   for (const auto& c : cols) csv += "," + c;
   if (out["fad"].requested) csv += ",fad";
@@ -447,13 +458,13 @@ EvalReport run_eval(const EvalOptions& opts) {
        cell("kld_qp", 3) + " | " + cell("chroma", 3) + " | " + cell("av_align", 3) + " |\n";
   if (labelled > 0) {
     t += "\nSynthV2M ground-truth alignment (" + std::to_string(labelled) + " labelled clips):\n\n";
-    t += "| Model | Tempo error ↓ | Mode accuracy ↑ | Beat-to-cut (s) ↓ |\n|---|---|---|---|\n";
+    t += "| Model | Tempo error ↓ | Mode accuracy ↑ | Key accuracy ↑ | Beat-to-cut (s) ↓ |\n|---|---|---|---|---|\n";
     t += "| " + row_name + " | " + cell("tempo_error", 3) + " | " + cell("mode_accuracy", 3) + " | " +
-         cell("beat_to_cut_s", 3) + " |\n";
+         cell("key_accuracy", 3) + " | " + cell("beat_to_cut_s", 3) + " |\n";
   }
   static const std::map<std::string, std::string> kLabel = {
       {"fad", "FAD"},         {"kld_pq", "KLD"},       {"kld_qp", "KLD(Q||P)"},         {"chroma", "Chroma"},
-      {"av_align", "AV-Align"}, {"tempo_error", "Tempo error"}, {"mode_accuracy", "Mode accuracy"},
+      {"av_align", "AV-Align"}, {"tempo_error", "Tempo error"}, {"mode_accuracy", "Mode accuracy"}, {"key_accuracy", "Key accuracy"},
       {"beat_to_cut_s", "Beat-to-cut"}};
   std::string notes;
   for (const auto& [k, o] : out)

@@ -123,6 +123,14 @@ TEST(CliEval, EndToEndWritesTablesAndNamesMissingWeights) {
   EXPECT_NEAR(j2["metrics"]["chroma"]["value"].get<double>(), 1.0, 1e-6);
   EXPECT_TRUE(j2["model"]["params"].is_null());
   EXPECT_TRUE(file_exists(d.path() + "/ev2/table.md"));
+  // Clip c0's labels say A major and its audio is a 440 Hz tone: the key estimate's tonic is A.
+  ASSERT_TRUE(j2["metrics"].contains("key_accuracy"));
+  const std::string csv2 = read_text(d.path() + "/ev2/per_clip.csv");
+  const size_t c0 = csv2.find("\nc0,");
+  ASSERT_NE(c0, std::string::npos) << csv2;
+  const std::string line = csv2.substr(c0 + 1, csv2.find('\n', c0 + 1) - c0 - 1);
+  EXPECT_NE(line.find(",A,"), std::string::npos) << csv2;
+  EXPECT_NE(csv2.find("key_est,key_correct"), std::string::npos) << csv2;
 }
 
 TEST(CliEval, NoModelAndMissingGeneratedFilesAreOneLineErrors) {
