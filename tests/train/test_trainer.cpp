@@ -462,3 +462,26 @@ TEST(Trainer, InputNormTakesItsStatisticsFromTheTrainSplitAtStepZero) {
   EXPECT_LT((w.at("fusion.input_norm_clip_mean") - at::cat(cx, 0).mean(0)).abs().max().item<float>(), 1e-4);
   EXPECT_LT((w.at("fusion.input_norm_motion_std") - at::cat(mx, 0).std(0)).abs().max().item<float>(), 1e-4);
 }
+
+// The shipped run configs parse, their architectures load, and each "_no_motion" ablation is
+// its partner with motion off and nothing else changed (same data, init, schedule, eval).
+TEST(ShippedConfigs, RunConfigsParseAndAblationsDifferOnlyInMotion) {
+  const std::string root = std::string(V2M_SOURCE_DIR) + "/configs/";
+  for (const char* stem : {"s", "synth/tiny", "synth/tiny_c"}) {
+    SCOPED_TRACE(stem);
+    data::RunConfig with = data::load_run_config(root + stem + ".yaml");
+    data::RunConfig without = data::load_run_config(root + stem + "_no_motion.yaml");
+    model::ModelConfig mw = model::load_model_config(with.model), mo = model::load_model_config(without.model);
+    EXPECT_TRUE(mw.fusion.motion);
+    EXPECT_FALSE(mo.fusion.motion);
+    EXPECT_NE(mw.name, mo.name);
+    mo.fusion.motion = true;
+    mo.name = mw.name;
+    EXPECT_EQ(to_yaml(mw), to_yaml(mo));
+    EXPECT_EQ(to_yaml(with.train), to_yaml(without.train));
+    EXPECT_EQ(to_yaml(with.eval), to_yaml(without.eval));
+    EXPECT_EQ(with.data.manifest, without.data.manifest);
+    EXPECT_EQ(with.init, without.init);
+    EXPECT_NE(with.out_dir, without.out_dir);
+  }
+}
