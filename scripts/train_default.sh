@@ -73,9 +73,15 @@ if want train-c; then
   both_models train tiny_c
 fi
 if want eval; then
-  EXTRA=(--split test --limit "$EVAL_LIMIT")
-  both_models eval tiny_c
-  run "$V2M" --threads 2 eval --config configs/synth/tiny_c.yaml --split test --limit "$EVAL_LIMIT" --shuffle-video
+  # Each model at its best validation checkpoint (the one export takes), side by side.
+  for_config eval configs/synth/tiny_c.yaml --split test --limit "$EVAL_LIMIT" \
+    --checkpoint "$(best_checkpoint runs/v2m-tiny-c)" & a=$!
+  for_config eval configs/synth/tiny_c_no_motion.yaml --split test --limit "$EVAL_LIMIT" \
+    --checkpoint "$(best_checkpoint runs/v2m-tiny-c-no-motion)" & b=$!
+  wait $a
+  wait $b
+  run "$V2M" --threads 2 eval --config configs/synth/tiny_c.yaml --split test --limit "$EVAL_LIMIT" --shuffle-video \
+    --checkpoint "$(best_checkpoint runs/v2m-tiny-c)"
   # Stage 1's model on the same clips: what stage 2 changed.
   run "$V2M" --threads 2 eval --config configs/synth/tiny_c.yaml --split test --limit "$EVAL_LIMIT" \
     --model runs/tiny-base --out-dir runs/eval-base
