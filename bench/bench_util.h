@@ -17,9 +17,6 @@
 
 namespace v2m::bench {
 
-// As the CLI (tools/v2m/main.cpp): the thread pools' wait policy (v2m/runtime.h).
-inline void passive_openmp(char** argv) { v2m::reexec_with_thread_env(argv); }
-
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

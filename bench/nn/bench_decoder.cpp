@@ -68,7 +68,7 @@ at::Tensor stepwise_logits(MusicgenDecoder& dec, const at::Tensor& codes, const 
 }  // namespace
 
 int main(int argc, char** argv) {
-  v2m::bench::passive_openmp(argv);
+  v2m::reexec_with_thread_env(argv);  // as the CLI
   std::string dtypes = "fp32,bf16,int8";
   double seconds = 30.0;
   int64_t steps = 8;

@@ -28,7 +28,7 @@ double read_gbs(int64_t mib = 768, int reps = 5) {
 
 int main(int, char** argv) {
   using namespace v2m::bench;
-  passive_openmp(argv);
+  v2m::reexec_with_thread_env(argv);  // as the CLI
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   // Fresh memory first, before the other measures recycle freed pages into this process.

@@ -20,7 +20,7 @@
 #include "v2m/v2m.h"
 
 int main(int argc, char** argv) {
-  v2m::bench::passive_openmp(argv);
+  v2m::reexec_with_thread_env(argv);  // as the CLI
   std::string model = "configs/model/tiny.yaml", video = "examples/demo.mp4", dtype = "auto", save;
   double duration = 0;
   for (int i = 1; i + 1 < argc; i += 2) {

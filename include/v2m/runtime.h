@@ -10,9 +10,10 @@ namespace v2m {
 void init_logging(int level);
 
 // The thread pools' wait behaviour, which libgomp and OpenBLAS read from the environment when
-// they load, before main: sets OMP_WAIT_POLICY=PASSIVE with GOMP_SPINCOUNT=30000 (unless a wait
-// policy is given) and OPENBLAS_THREAD_TIMEOUT=4 where unset, and re-executes the program once (/proc/self/exe, the
-// same argv) so the libraries see them; returns only if nothing needed setting or exec failed.
+// they load, before main: sets OMP_WAIT_POLICY=PASSIVE with GOMP_SPINCOUNT=30000 (unless a
+// wait policy is given) and OPENBLAS_THREAD_TIMEOUT=4 where unset, and re-executes the program
+// once (/proc/self/exe, the same argv) so the libraries see them; returns only if nothing
+// needed setting or exec failed.
 // Why: on few cores LibTorch's OpenMP workers and OpenBLAS's own threads take turns on the
 // same cores, and whichever pool is idle must get off them quickly. OpenBLAS's idle threads
 // otherwise spin on sched_yield for 2^28 cycles (~0.1 s) after every matmul (README Performance).

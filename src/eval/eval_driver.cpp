@@ -25,6 +25,7 @@
 #include "eval/panns.h"
 #include "eval/vggish.h"
 #include "model/v2m_model.h"
+#include "synth/score.h"  // key_name (inline: no synth library)
 #include "v2m/error.h"
 #include "v2m/fs.h"
 #include "v2m/media.h"
@@ -334,11 +335,10 @@ EvalReport run_eval(const EvalOptions& opts) {
       row.cells["mode_est"] = k.major ? "major" : "minor";
       row.cells["mode_correct"] = ok ? "1" : "0";
       if (lab.key_pc) {  // the key itself: tonic and mode both right
-        static const char* names[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
         const bool key_ok = ok && k.tonic == *lab.key_pc;
         out["key_accuracy"].sum += key_ok ? 1.0 : 0.0;
         out["key_accuracy"].weight += 1;
-        row.cells["key_est"] = names[k.tonic % 12];
+        row.cells["key_est"] = synth::key_name(k.tonic);
         row.cells["key_correct"] = key_ok ? "1" : "0";
       }
     }

@@ -20,11 +20,6 @@ const std::vector<InstrumentFamily>& instrument_families() {
   return f;
 }
 
-const char* key_name(int pc) {
-  static const char* names[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
-  return names[((pc % 12) + 12) % 12];
-}
-
 int key_pitch_class(const std::string& name) {
   for (int pc = 0; pc < 12; ++pc) {
     const std::string k = key_name(pc);

@@ -21,8 +21,12 @@ struct InstrumentFamily {
 };
 const std::vector<InstrumentFamily>& instrument_families();
 
-// Sharp names C C# D ... B for pitch classes 0..11.
-const char* key_name(int pitch_class);
+// Sharp names C C# D ... B for pitch classes 0..11 (any integer, octaves folded). Inline so
+// eval can name its key estimates without linking the synth library.
+inline const char* key_name(int pitch_class) {
+  static const char* const names[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
+  return names[((pitch_class % 12) + 12) % 12];
+}
 // The pitch class of a sharp name ("C", "c#", ... "B"; key_name's spelling, any case), or -1.
 int key_pitch_class(const std::string& name);
 
