@@ -56,6 +56,30 @@ nn::Encodec load_codec_from(const std::string& dir) {
   return nn::load_encodec(dir);
 }
 
+nn::Encodec load_codec_matching(const std::string& dir, const nn::EncodecConfig& want, const std::string& config) {
+  nn::Encodec trained = load_codec_from(dir);
+  nn::EncodecConfig have = trained->cfg, expected = want;
+  have.target_bandwidths = expected.target_bandwidths;  // metadata; num_codebooks is the architecture
+  if (to_yaml(expected) != to_yaml(have))
+    throw Error(describe("codec does not match the model config", dir,
+                         "its architecture differs from the codec section of " + config));
+  return trained;
+}
+
+void assign_codec(V2MModel& model, const std::string& dir, const std::string& config, bool keep_codebooks) {
+  nn::Encodec trained = load_codec_matching(dir, model->cfg.codec, config);
+  nn::TensorMap w, mine;
+  nn::collect_state(*trained, "", &w);
+  if (keep_codebooks) {
+    nn::collect_state(*model->codec, "", &mine);
+    for (const auto& [k, t] : mine)
+      if (k.rfind("quantizer.", 0) == 0 && !at::equal(t.to(at::kFloat), w.at(k).to(at::kFloat)))
+        throw Error(describe("cannot replace the codec", dir,
+                             "its codebook " + k + " differs from the model's (the decoder's tokens would change meaning)"));
+  }
+  nn::load_into(*model->codec, w, "", dir + "/model.safetensors");
+}
+
 at::ScalarType parse_dtype(const std::string& s) {
   if (s == "fp32" || s == "float32" || s == "f32") return at::kFloat;
   if (s == "fp16" || s == "float16" || s == "f16") return at::kHalf;

@@ -60,6 +60,17 @@ void save_model(V2MModel& model, const std::string& dir, const std::string& dtyp
 // codec it takes (a model directory's weights are checked for NaN/Inf, as `v2m export` does).
 nn::Encodec load_codec_from(const std::string& dir);
 
+// load_codec_from(dir), checked to have the architecture `want` (the codec section of the
+// config file `config`, named in the error).
+nn::Encodec load_codec_matching(const std::string& dir, const nn::EncodecConfig& want, const std::string& config);
+
+// Replaces model's codec weights by those of load_codec_from(dir). Throws v2m::Error naming
+// `dir` when that codec's architecture differs from the model's codec section (`config`
+// names where that section came from). With keep_codebooks, the quantizer codebooks must
+// also be equal (the decoder's tokens keep their meaning: only the codec's encoder and
+// decoder change), else it throws and leaves the model as it was.
+void assign_codec(V2MModel& model, const std::string& dir, const std::string& config, bool keep_codebooks = false);
+
 // Parses "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16".
 at::ScalarType parse_dtype(const std::string& s);
 

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
+#include <utility>
 
 #include "data/manifest.h"
 #include "model/v2m_model.h"
@@ -36,6 +38,10 @@ void CodecTrainConfig::validate(const std::string& source) const {
   if (n < 2 * codec.hop_length()) fail("segment_s must cover at least two codec frames");
   if ((int64_t{1} << loss.mel_max_log2) > n) fail("the largest mel window (2^mel_max_log2) is longer than a segment");
   if (codec.audio_channels != 1) fail("codec.audio_channels must be 1 (SynthV2M audio is mono)");
+  if (decoder_only && init.empty()) fail("decoder_only needs init (the trained codec whose decoder to train)");
+  for (int64_t k : train_codebooks)
+    if (k > codec.num_codebooks)
+      fail("train_codebooks has " + std::to_string(k) + " but the codec has " + std::to_string(codec.num_codebooks));
 }
 
 CodecTrainConfig load_codec_train_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -137,11 +143,21 @@ void RvqTrainer::ema_update(size_t k, const at::Tensor& x, const at::Tensor& ind
   e.copy_(s.embed_avg / smoothed.unsqueeze(1));
 }
 
-at::Tensor RvqTrainer::forward(const at::Tensor& z, at::Tensor* commit, Rng& rng, bool train) {
+void RvqTrainer::adopt_codebooks() {
+  at::NoGradGuard ng;
+  for (size_t k = 0; k < state_.size(); ++k) {
+    state_[k].cluster_size = at::ones({embed(k).size(0)});
+    state_[k].embed_avg = embed(k).clone();
+    state_[k].inited = true;
+  }
+}
+
+at::Tensor RvqTrainer::forward(const at::Tensor& z, at::Tensor* commit, Rng& rng, bool train, int64_t nq) {
   const int64_t B = z.size(0), D = z.size(1), T = z.size(2);
   const at::Tensor x = z.permute({0, 2, 1}).reshape({B * T, D});
   at::Tensor residual = x, quant = at::zeros_like(x.detach()), loss = at::zeros({}, x.options());
-  for (size_t k = 0; k < state_.size(); ++k) {
+  const size_t layers = nq > 0 ? std::min(state_.size(), static_cast<size_t>(nq)) : state_.size();
+  for (size_t k = 0; k < layers; ++k) {
     at::Tensor ind, q;
     {
       at::NoGradGuard ng;
@@ -318,6 +334,7 @@ struct Trainer {
   Rng rng{0};
   int64_t step = 0;
   std::vector<std::vector<float>> clips;
+  std::vector<at::Tensor> clip_codes;  // decoder_only: each clip's codes [1, K, T], encoded once
   std::string ckpt_root;
   std::string codec_hash;
 
@@ -327,11 +344,61 @@ struct Trainer {
     he_init(*codec->encoder);
     codec->train();
     rvq = std::make_unique<RvqTrainer>(codec, cfg.quantizer);
-    adam.init(*codec);
+    if (cfg.decoder_only)
+      adam.init(*codec->decoder);
+    else
+      adam.init(*codec);
     rng = Rng(mix_seed(static_cast<uint64_t>(cfg.seed), 0xC0DEC));
     ckpt_root = cfg.out_dir + "/checkpoints";
     nn::EncodecConfig copy = cfg.codec;
-    codec_hash = config_hash(to_yaml(copy));
+    // A decoder-only run keeps optimizer state of the decoder alone: not resumable as a full run.
+    codec_hash = config_hash(to_yaml(copy) + (cfg.decoder_only ? "decoder_only\n" : ""));
+  }
+
+  // The weights of cfg.init (a fresh run only): same architecture, every tensor.
+  void init_from_trained() {
+    nn::Encodec trained = model::load_codec_matching(cfg.init, cfg.codec, source);
+    nn::TensorMap w;
+    nn::collect_state(*trained, "", &w);
+    for (auto& [k, t] : w) t = t.to(at::kFloat);
+    nn::load_into(*codec, w, "", cfg.init);
+    rvq->adopt_codebooks();
+    spdlog::info("train-codec: starting from the codec of {}{}", cfg.init, cfg.decoder_only ? " (decoder only)" : "");
+  }
+
+  // decoder_only: encode every training clip once with the frozen encoder and codebooks.
+  void encode_clips() {
+    at::NoGradGuard ng;
+    codec->eval();
+    for (const auto& c : clips) {
+      const at::Tensor x = at::from_blob(const_cast<float*>(c.data()), {1, 1, static_cast<int64_t>(c.size())}, at::kFloat);
+      clip_codes.push_back(codec->encode(x));
+    }
+    codec->decoder->train();
+    spdlog::info("train-codec: encoded {} training clips with the frozen encoder", clip_codes.size());
+  }
+
+  // Codebooks for this step: one of cfg.train_codebooks, or all.
+  int64_t draw_codebooks() {
+    if (cfg.train_codebooks.empty()) return cfg.codec.num_codebooks;
+    return cfg.train_codebooks[static_cast<size_t>(rng.below(static_cast<int>(cfg.train_codebooks.size())))];
+  }
+
+  // decoder_only: random frame-aligned segments -> (codes [B, K, F], audio [B, 1, F * hop]).
+  std::pair<at::Tensor, at::Tensor> code_batch() {
+    const int64_t hop = cfg.codec.hop_length(), frames = segment_samples() / hop, n = frames * hop;
+    at::Tensor x = at::empty({cfg.batch, 1, n});
+    std::vector<at::Tensor> codes;
+    float* out = x.data_ptr<float>();
+    for (int64_t b = 0; b < cfg.batch; ++b) {
+      const size_t i = static_cast<size_t>(rng.below(static_cast<int>(clips.size())));
+      const auto& c = clips[i];
+      const int64_t last = std::min(clip_codes[i].size(2), static_cast<int64_t>(c.size()) / hop) - frames;
+      const int64_t f = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(last + 1));
+      std::copy(c.begin() + f * hop, c.begin() + f * hop + n, out + b * n);
+      codes.push_back(clip_codes[i].slice(2, f, f + frames));
+    }
+    return {at::cat(codes, 0), x};
   }
 
   void load_data() {
@@ -490,6 +557,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   if (ec) throw Error(describe("cannot create output directory", cfg.out_dir, ec.message()));
   Trainer tr(cfg, o.config_path);
   const bool resumed = !o.fresh && tr.load_latest();
+  if (!resumed && !cfg.init.empty() && !o.eval_only) tr.init_from_trained();
   const std::string export_dir = cfg.out_dir + "/codec";
 
   if (o.eval_only) {
@@ -512,6 +580,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   }
 
   tr.load_data();
+  if (cfg.decoder_only) tr.encode_clips();
   const int64_t warmup = cfg.quantizer.warmup_steps;
   const auto scales = mel_scales(static_cast<int>(cfg.loss.mel_min_log2), static_cast<int>(cfg.loss.mel_max_log2));
   const int64_t sr = cfg.codec.sampling_rate;
@@ -522,15 +591,24 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
   int64_t steps_this_run = 0;
   if (resumed && tr.step >= cfg.steps) spdlog::info("train-codec: already at step {} >= {}", tr.step, cfg.steps);
   while (tr.step < cfg.steps) {
-    if (tr.step >= warmup && !tr.rvq->inited()) tr.init_codebooks();
-    const at::Tensor x = tr.batch();
-    const at::Tensor z = tr.codec->encoder->forward(x);
-    at::Tensor commit = at::zeros({});
-    const at::Tensor qz = tr.step < warmup ? z : tr.rvq->forward(z, &commit, tr.rng, /*train=*/true);
+    at::Tensor x, qz, commit = at::zeros({});
+    if (cfg.decoder_only) {
+      at::Tensor codes;
+      std::tie(codes, x) = tr.code_batch();
+      at::NoGradGuard ng;
+      qz = tr.codec->quantizer->decode(codes.slice(1, 0, tr.draw_codebooks()));
+    } else {
+      if (tr.step >= warmup && !tr.rvq->inited()) tr.init_codebooks();
+      x = tr.batch();
+      const at::Tensor z = tr.codec->encoder->forward(x);
+      qz = tr.step < warmup ? z : tr.rvq->forward(z, &commit, tr.rng, /*train=*/true, tr.draw_codebooks());
+    }
     const at::Tensor y = tr.codec->decoder->forward(qz).slice(2, 0, x.size(2));
     const at::Tensor l1 = (y - x).abs().mean();
     const at::Tensor mel = multi_scale_mel_loss(y, x, scales, sr);
-    const at::Tensor loss = cfg.loss.l1 * l1 + cfg.loss.mel * mel + cfg.loss.commitment * commit;
+    at::Tensor loss = cfg.loss.l1 * l1 + cfg.loss.mel * mel + cfg.loss.commitment * commit;
+    if (cfg.loss.si_snr > 0)
+      loss = loss - cfg.loss.si_snr * si_snr(y.view({x.size(0), -1}), x.view({x.size(0), -1})).mean().to(at::kFloat);
     tr.adam.zero_grad();
     loss.backward();
     tr.adam.step(cfg.lr, cfg.beta1, cfg.beta2);
@@ -543,7 +621,8 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
     ++acc_n;
     if (tr.step % cfg.log_every == 0 || tr.step == cfg.steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const auto usage = tr.rvq->usage();
+      // decoder_only: the codebooks are frozen and not searched, so there is no usage to report.
+      const auto usage = cfg.decoder_only ? std::vector<double>{} : tr.rvq->usage();
       last = {{"step", tr.step},
               {"loss", acc_loss / acc_n},
               {"l1", acc_l1 / acc_n},
@@ -553,7 +632,7 @@ CodecEvalResult run_train_codec(const CodecRunOptions& o) {
               {"codebook_usage", usage},
               {"steps_per_s", steps_this_run / std::max(secs, 1e-9)}};
       tr.append_metrics(last);
-      std::string used;
+      std::string used = usage.empty() ? "(frozen)" : "";
       for (double u : usage) used += (used.empty() ? "" : "/") + std::to_string(std::lround(u * cfg.codec.codebook_size));
       spdlog::info("train-codec: step {} loss {:.4f} (l1 {:.4f} mel {:.4f} commit {:.4f}) batch SI-SNR {:.2f} dB, codes used {}",
                    tr.step, acc_loss / acc_n, acc_l1 / acc_n, acc_mel / acc_n, acc_commit / acc_n, acc_snr / acc_n, used);

@@ -36,12 +36,16 @@ struct CodecLossConfig {
   double l1 = 1.0;          // time-domain L1 weight
   double mel = 1.0;         // multi-scale log-mel weight
   double commitment = 1.0;  // commitment weight (EnCodec: 1)
+  // Weight of -SI-SNR (dB, mean over the batch). 0 in EnCodec; SI-SNR is scale-invariant, so
+  // quiet passages count as much as loud ones, where L1 all but ignores them.
+  double si_snr = 0.0;
   int64_t mel_min_log2 = 6; // window sizes 2^min .. 2^max
   int64_t mel_max_log2 = 11;
   void visit(ConfigVisitor& v) {
     v.field("l1", l1, {0, 1e6});
     v.field("mel", mel, {0, 1e6});
     v.field("commitment", commitment, {0, 1e6});
+    v.field("si_snr", si_snr, {0, 1e6});
     v.field("mel_min_log2", mel_min_log2, {4, 14});
     v.field("mel_max_log2", mel_max_log2, {4, 14});
   }
@@ -74,6 +78,15 @@ struct CodecTrainConfig {
   CodecLossConfig loss;
   QuantizerTrainConfig quantizer;
   std::string out_dir;
+  // A trained codec (codec directory or model directory) to start from instead of a random
+  // init; its architecture must equal `codec`. Used only when out_dir has no checkpoint.
+  std::string init;
+  // Train the decoder alone: encoder and codebooks stay exactly as `init` has them, so codes
+  // of a token model trained on them keep their meaning. The training clips are encoded once.
+  bool decoder_only = false;
+  // Codebooks the decoder gets per step, drawn uniformly from this list (EnCodec's bandwidth
+  // sampling); empty: all of them.
+  std::vector<int64_t> train_codebooks;
   int64_t steps = 2000;
   int64_t batch = 8;
   double segment_s = 1.0;
@@ -92,6 +105,9 @@ struct CodecTrainConfig {
     v.section("loss", loss);
     v.section("quantizer", quantizer);
     v.field("out_dir", out_dir);
+    v.field("init", init);
+    v.field("decoder_only", decoder_only);
+    v.field("train_codebooks", train_codebooks, {1, 1024});
     v.field("steps", steps, {0, 1e9});
     v.field("batch", batch, {1, 4096});
     v.field("segment_s", segment_s, {0.01, 60});
@@ -121,9 +137,13 @@ struct CodebookState {
 class RvqTrainer {
  public:
   RvqTrainer(nn::Encodec codec, const QuantizerTrainConfig& cfg);
-  // z: [B, D, T] -> quantized [B, D, T] with straight-through gradient to z; *commit gets
-  // the sum over layers of mse(q.detach(), residual). EMA updates when `train`.
-  at::Tensor forward(const at::Tensor& z, at::Tensor* commit, Rng& rng, bool train);
+  // z: [B, D, T] -> quantized [B, D, T] with straight-through gradient to z, through the
+  // first nq codebooks (<= 0: all); *commit gets the sum over them of mse(q.detach(),
+  // residual). EMA updates of those codebooks when `train`.
+  at::Tensor forward(const at::Tensor& z, at::Tensor* commit, Rng& rng, bool train, int64_t nq = 0);
+  // Codebooks taken from a trained codec: marked initialised, EMA state restarted at the
+  // codewords with a usage of one assignment per batch each.
+  void adopt_codebooks();
   // k-means initialisation of every codebook from pooled encoder outputs z [N, D] (flat).
   void kmeans_init(const at::Tensor& z_flat, Rng& rng);
   bool inited() const;

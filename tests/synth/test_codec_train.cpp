@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -87,10 +88,11 @@ TEST(CodecLosses, MelLossIsZeroForEqualInputsAndGrowsWithDistortion) {
   EXPECT_GT(std::get<0>(fb.max(0)).min().item<double>(), 0.3);
 }
 
-TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
-  TempDir dir;
+namespace {
+
+// Three 1 s clips of chords of tones at 8 kHz (two train, one test) as WAV + manifest.jsonl in dir.
+void write_tone_clips(const std::string& dir) {
   const int sr = 8000;
-  // Three clips of chords of tones (two train, one test), written as WAV.
   std::vector<data::ClipEntry> clips;
   for (int c = 0; c < 3; ++c) {
     media::Audio a;
@@ -98,17 +100,37 @@ TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
     const auto t1 = tone(sr, 220.0 * (c + 1), sr, 0.3), t2 = tone(sr, 330.0 * (c + 1), sr, 0.2);
     for (int i = 0; i < sr; ++i) a.samples.push_back(t1[i] + t2[i] * static_cast<float>((i / 1000) % 2));
     const std::string rel = "c" + std::to_string(c) + ".wav";
-    media::write_wav(dir.path() + "/" + rel, a);
+    media::write_wav(dir + "/" + rel, a);
     data::ClipEntry e;
     e.id = "c" + std::to_string(c), e.video = rel, e.audio = rel, e.duration = 1.0, e.split = c < 2 ? "train" : "test";
     clips.push_back(e);
   }
-  data::write_manifest(dir.path() + "/manifest.jsonl", clips);
+  data::write_manifest(dir + "/manifest.jsonl", clips);
+}
+
+// The 8 kHz, 2-codebook codec of the tone-clip tests (a config's codec: section).
+const char* const kToneCodec =
+    "codec:\n  sampling_rate: 8000\n  num_filters: 4\n  upsampling_ratios: [4, 2]\n"
+    "  num_lstm_layers: 1\n  codebook_size: 16\n  codebook_dim: 16\n  hidden_size: 16\n"
+    "  num_codebooks: 2\n";
+
+// run_train_codec(o) throws a v2m::Error whose message contains `what`.
+void expect_train_error(const CodecRunOptions& o, const std::string& what) {
+  try {
+    run_train_codec(o);
+    ADD_FAILURE() << "no error for " << o.config_path;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
+  TempDir dir;
+  write_tone_clips(dir.path());
   const std::string cfg = dir.path() + "/codec.yaml";
-  write_text(cfg, "data:\n  manifest: " + dir.path() + "/manifest.jsonl\n" +
-                      "codec:\n  sampling_rate: 8000\n  num_filters: 4\n  upsampling_ratios: [4, 2]\n"
-                      "  num_lstm_layers: 1\n  codebook_size: 16\n  codebook_dim: 16\n  hidden_size: 16\n"
-                      "  num_codebooks: 2\n"
+  write_text(cfg, "data:\n  manifest: " + dir.path() + "/manifest.jsonl\n" + kToneCodec +
                       "loss:\n  mel_min_log2: 5\n  mel_max_log2: 8\n"
                       "quantizer:\n  kmeans_iters: 5\n  kmeans_batches: 2\n  dead_code_threshold: 0.5\n"
                       "out_dir: " + dir.path() + "/run\nsteps: 30\nbatch: 4\nsegment_s: 0.064\nlr: 0.003\n"
@@ -152,12 +174,7 @@ TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
   EXPECT_EQ(r4.codebooks, 1);
   EXPECT_GT(std::abs(r4.mel_distance - r3.mel_distance), 1e-6);
   o.codebooks = 3;
-  try {
-    run_train_codec(o);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("the codec has 2"), std::string::npos) << e.what();
-  }
+  expect_train_error(o, "the codec has 2");
   // --codec names the exported directory instead of the checkpoint, and --write keeps each
   // reconstruction: <id>.wav at the codec's rate, as long as the clip, the scored signal.
   o.codebooks = 0;
@@ -172,6 +189,53 @@ TEST(CodecTrain, TinyRunLossDecreasesResumesAndExportsALoadableCodec) {
   ASSERT_EQ(rec.frames(), src.frames());
   EXPECT_NEAR(si_snr(rec.samples.data(), src.samples.data(), rec.frames()), r5.si_snr_db, 0.05);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/recon/nested/c0.wav")) << "train clips are not evaluated";
+}
+
+// decoder_only: starting from a trained codec, only the decoder changes (encoder and
+// codebooks bit for bit as before, so a token model's codes keep their meaning), the loss
+// falls, and the run resumes; a decoder_only config without init, or asking for more
+// codebooks than the codec has, is refused.
+TEST(CodecTrain, DecoderOnlyFineTuneChangesOnlyTheDecoder) {
+  TempDir dir;
+  write_tone_clips(dir.path());
+  const std::string base = "data:\n  manifest: " + dir.path() + "/manifest.jsonl\n" + kToneCodec +
+                           "loss:\n  mel_min_log2: 5\n  mel_max_log2: 8\n  si_snr: 0.1\n"
+                           "batch: 4\nsegment_s: 0.064\nlr: 0.003\nlog_every: 5\nckpt_every: 10\n";
+  write_text(dir.path() + "/start.yaml", base + "steps: 20\nout_dir: " + dir.path() + "/run\n");
+  CodecRunOptions o;
+  o.config_path = dir.path() + "/start.yaml";
+  run_train_codec(o);  // the trained codec to fine-tune
+  const nn::TensorMap before = nn::load_safetensors(dir.path() + "/run/codec/model.safetensors");
+
+  write_text(dir.path() + "/ft.yaml", base + "steps: 30\ninit: " + dir.path() + "/run/codec\ndecoder_only: true\n" +
+                                          "train_codebooks: [1, 2]\nout_dir: " + dir.path() + "/ft\n");
+  o.config_path = dir.path() + "/ft.yaml";
+  o.steps = 20;
+  run_train_codec(o);
+  o.steps = 30;  // resumes from step 20's checkpoint
+  const CodecEvalResult r = run_train_codec(o);
+  EXPECT_EQ(r.step, 30);
+  const auto log = read_jsonl(dir.path() + "/ft/metrics.jsonl");
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_LT(log.back().at("loss").get<double>(), log.front().at("loss").get<double>());
+  const nn::TensorMap after = nn::load_safetensors(dir.path() + "/ft/codec/model.safetensors");
+  ASSERT_EQ(after.size(), before.size());
+  int changed = 0;
+  for (const auto& [k, t] : before) {
+    const bool same = at::equal(after.at(k), t);
+    if (k.rfind("decoder.", 0) == 0)
+      changed += !same;
+    else
+      EXPECT_TRUE(same) << k;
+  }
+  EXPECT_GT(changed, 0);
+
+  write_text(dir.path() + "/noinit.yaml", base + "decoder_only: true\nout_dir: " + dir.path() + "/x\n");
+  o.config_path = dir.path() + "/noinit.yaml";
+  expect_train_error(o, "decoder_only needs init");
+  write_text(dir.path() + "/toomany.yaml", base + "train_codebooks: [3]\nout_dir: " + dir.path() + "/x\n");
+  o.config_path = dir.path() + "/toomany.yaml";
+  expect_train_error(o, "the codec has 2");
 }
 
 TEST(CodecTrain, ResumedRunMatchesAnUninterruptedOne) {
@@ -255,6 +319,33 @@ TEST(CodecTrain, InitTakesATrainedCodecAndExportWritesFp16) {
   }
   EXPECT_GE(codec_tensors, static_cast<int>(codec_w.size()));
 
+  // `v2m export --codec DIR` swaps in a codec with the same codebooks (a fine-tuned decoder)
+  // and refuses one whose codebooks differ, writing nothing.
+  nn::Encodec tuned = nn::load_encodec(d.path() + "/codec");
+  {
+    at::NoGradGuard ng;
+    for (auto& p : tuned->decoder->parameters()) p.mul_(0.5);
+  }
+  export_codec(tuned, d.path() + "/tuned");
+  ASSERT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/mt --dtype fp32 --codec " + d.path() +
+                            "/tuned", &out), 0)
+      << out;
+  const nn::TensorMap tuned_w = nn::load_safetensors(d.path() + "/tuned/model.safetensors");
+  const nn::TensorMap mt = nn::load_safetensors(d.path() + "/mt/model.safetensors");
+  int decoder_tensors = 0;
+  for (const auto& [k, t] : tuned_w) {
+    EXPECT_TRUE(at::equal(mt.at("codec." + k), t)) << k;
+    if (k.rfind("decoder.", 0) == 0) decoder_tensors += !at::equal(t, codec_w.at(k));
+  }
+  EXPECT_GT(decoder_tensors, 0);
+  at::manual_seed(8);
+  nn::Encodec reseeded(mc.codec);
+  export_codec(reseeded, d.path() + "/reseeded");
+  EXPECT_EQ(run_capture(cli + " -q export " + d.path() + "/m -o " + d.path() + "/mr --codec " + d.path() + "/reseeded",
+                        &out), 1);
+  EXPECT_NE(out.find("differs from the model's"), std::string::npos) << out;
+  EXPECT_FALSE(file_exists(d.path() + "/mr/model.safetensors"));
+
   nn::EncodecConfig other = mc.codec;
   other.num_filters = 4;
   nn::Encodec wrong(other);
@@ -263,4 +354,24 @@ TEST(CodecTrain, InitTakesATrainedCodecAndExportWritesFp16) {
   EXPECT_NE(out.find(d.path() + "/codec4"), std::string::npos) << out;
   EXPECT_NE(out.find("codec does not match"), std::string::npos) << out;
   EXPECT_FALSE(file_exists(d.path() + "/m4/model.safetensors"));
+}
+
+// The shipped codec configs parse; the fine-tune's codec is the one it starts from (the
+// embedded model's, which configs/synth/codec.yaml trained), so init and export --codec fit.
+TEST(ShippedConfigs, CodecFineTuneMatchesTheEmbeddedModelsCodec) {
+  const std::string root = std::string(V2M_SOURCE_DIR) + "/";
+  const CodecTrainConfig base = load_codec_train_config(root + "configs/synth/codec.yaml");
+  const CodecTrainConfig ft = load_codec_train_config(root + "configs/synth/codec_ft.yaml");
+  EXPECT_TRUE(ft.decoder_only);
+  EXPECT_FALSE(ft.init.empty());
+  const model::ModelConfig tiny = model::load_model_config(root + "models/v2m-tiny/config.yaml");
+  nn::EncodecConfig a = base.codec, b = ft.codec, c = tiny.codec;
+  b.target_bandwidths = c.target_bandwidths = a.target_bandwidths;
+  EXPECT_EQ(to_yaml(a), to_yaml(b));
+  EXPECT_EQ(to_yaml(b), to_yaml(c));
+  EXPECT_NE(base.out_dir, ft.out_dir);
+  for (int64_t k : ft.train_codebooks) EXPECT_LE(k, tiny.codec.num_codebooks);
+  EXPECT_NE(std::find(ft.train_codebooks.begin(), ft.train_codebooks.end(), tiny.decoder.num_codebooks),
+            ft.train_codebooks.end())
+      << "the codebooks the embedded decoder generates are among those the codec decoder trains on";
 }

@@ -32,17 +32,7 @@ const v2m::cli::Command reg("init", "Write a randomly initialised model director
                  "Codec to take: a trained codec directory (config.json + model.safetensors) or a model directory");
   sub.callback([=] {
     auto m = v2m::model::load_model(*config, false, *sets);
-    if (!codec->empty()) {
-      v2m::nn::Encodec trained = v2m::model::load_codec_from(*codec);
-      auto model_codec = m->cfg.codec, dir_codec = trained->cfg;
-      dir_codec.target_bandwidths = model_codec.target_bandwidths;  // metadata; num_codebooks is the architecture
-      if (v2m::to_yaml(model_codec) != v2m::to_yaml(dir_codec))
-        throw v2m::Error(v2m::describe("codec does not match the model config", *codec,
-                                       "its architecture differs from the codec section of " + *config));
-      v2m::nn::TensorMap w;
-      v2m::nn::collect_state(*trained, "", &w);
-      v2m::nn::load_into(*m->codec, w, "", *codec + "/model.safetensors");
-    }
+    if (!codec->empty()) v2m::model::assign_codec(m, *codec, *config);
     v2m::model::save_model(m, *out, v2m::model::parse_dtype(*dtype));
     std::printf("%s\n", out->c_str());
   });
@@ -55,6 +45,7 @@ namespace {
 // v2m export MODEL_DIR -o DIR --dtype fp16: a model directory (a trainer checkpoint is one)
 // rewritten as a plain model directory in another dtype, e.g. the fp16 models/v2m-tiny, or
 // "mixed" (the decoder's linears bf16, the rest fp32) for bf16 CPU inference of large models.
+// --codec DIR swaps in another codec with the same codebooks (a fine-tuned decoder).
 const v2m::cli::Command reg_export("export", "Write a model directory (or trainer checkpoint) as a model directory in another dtype",
                                    [](CLI::App& sub, const v2m::cli::GlobalOptions&) {
   auto in = std::make_shared<std::string>();
@@ -66,11 +57,16 @@ const v2m::cli::Command reg_export("export", "Write a model directory (or traine
                  "fp32, fp16, bf16, or mixed (the decoder's linears bf16, the rest fp32: loads with no conversion for "
                  "bf16 CPU inference)")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "mixed"}));
+  auto codec = std::make_shared<std::string>();
+  sub.add_option("--codec", *codec,
+                 "Take the codec's encoder and decoder from this codec or model directory (e.g. a decoder fine-tuned "
+                 "by `v2m train-codec` with decoder_only); its codebooks must equal the model's");
   sub.callback([=] {
     std::error_code ec;
     if (std::filesystem::equivalent(*in, *out, ec))
       throw v2m::Error(v2m::describe("cannot export", *out, "the output is the input directory"));
     auto m = v2m::model::load_model(*in, /*check_weights=*/true);
+    if (!codec->empty()) v2m::model::assign_codec(m, *codec, *in + "/config.yaml", /*keep_codebooks=*/true);
     v2m::model::save_model(m, *out, *dtype);
     std::printf("%s\n", out->c_str());
   });
