@@ -25,6 +25,11 @@ bool has_avx512_bf16() {
   return ok;
 }
 
+bool has_int8_dot() {
+  static const bool ok = __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+  return ok;
+}
+
 namespace {
 
 void round_to_bf16_portable(const float* x, int64_t n, uint16_t* out) {

@@ -18,6 +18,9 @@ constexpr int64_t kMaxRows = 4;
 // What this CPU runs (cpuid; the OS-enabled AVX-512 state included).
 bool has_avx512();       // AVX-512 F + BW (the fp32 kernels, bf16 <-> fp32 conversion)
 bool has_avx512_bf16();  // AVX-512 BF16 dot products (the bf16 weight kernel)
+// An int8 dot-product instruction (AVX-512 VNNI or AVX-VNNI). Without one, x86 int8 GEMMs
+// sum u8 x s8 pairs in saturating int16 (vpmaddubsw), so activations must use 7 bits.
+bool has_int8_dot();
 
 // Rounds n floats to bf16 (round to nearest even; NaN stays NaN): the input side of the
 // bf16 kernel, as oneDNN rounds activations.

@@ -19,6 +19,7 @@
 #include "v2m/error.h"
 #include "v2m/fs.h"
 #include "v2m/media.h"
+#include "v2m/progress.h"
 #include "v2m/runtime.h"
 
 namespace v2m::synth {
@@ -370,10 +371,13 @@ struct Trainer {
   void encode_clips() {
     at::NoGradGuard ng;
     codec->eval();
+    Progress bar("train-codec: encoding", static_cast<double>(clips.size()), "clips");
     for (const auto& c : clips) {
       const at::Tensor x = at::from_blob(const_cast<float*>(c.data()), {1, 1, static_cast<int64_t>(c.size())}, at::kFloat);
       clip_codes.push_back(codec->encode(x));
+      bar.advance();
     }
+    bar.finish();
     codec->decoder->train();
     spdlog::info("train-codec: encoded {} training clips with the frozen encoder", clip_codes.size());
   }
