@@ -1,6 +1,7 @@
 #include "train/feature_cache.h"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -24,14 +25,33 @@ model::V2MModel load_run_model(const data::RunConfig& cfg) {
   model::ModelConfig ic = model::load_model_config(cpath);
   auto same = [](auto a, auto b) { return to_yaml(a) == to_yaml(b); };
   auto& mc = m->cfg;
+  // A decoder may model more of the codec's codebooks than the init's and otherwise match it.
+  const int64_t init_k = ic.decoder.num_codebooks;
+  auto init_decoder = ic.decoder;
+  if (init_k < mc.decoder.num_codebooks) init_decoder.num_codebooks = mc.decoder.num_codebooks;
   for (auto [name, ok] : {std::pair<const char*, bool>{"clip", same(ic.clip, mc.clip)},
-                          {"decoder", same(ic.decoder, mc.decoder)},
+                          {"decoder", same(init_decoder, mc.decoder)},
                           {"codec", same(ic.codec, mc.codec)}})
     if (!ok)
       throw Error(describe("init model does not match", cpath,
                            std::string("section '") + name + "' differs from " + cfg.model));
   nn::TensorMap w = nn::load_safetensors(wpath);
   nn::load_into(*m->clip, w, "clip.", wpath);
+  // The added codebooks: a zero input embedding (the shared stack starts out computing what
+  // the init computed) and the fresh head the architecture drew.
+  nn::TensorMap own;
+  nn::collect_state(*m->decoder, "decoder.", &own);
+  for (int64_t k = init_k; k < mc.decoder.num_codebooks; ++k) {
+    const std::string emb = "decoder.model.decoder.embed_tokens." + std::to_string(k) + ".weight";
+    const std::string head = "decoder.lm_heads." + std::to_string(k) + ".weight";
+    if (!own.count(emb) || !own.count(head) || w.count(emb) || w.count(head))
+      throw Error(describe("init model does not match", wpath, "unexpected tensors for codebook " + std::to_string(k)));
+    w[emb] = at::zeros_like(own.at(emb));
+    w[head] = own.at(head).clone();
+  }
+  if (init_k < mc.decoder.num_codebooks)
+    spdlog::info("init {}: decoder grown from {} to {} codebooks (new embeddings zero, new heads random)", cfg.init,
+                 init_k, mc.decoder.num_codebooks);
   nn::load_into(*m->decoder, w, "decoder.", wpath);
   nn::load_into(*m->codec, w, "codec.", wpath);
   return m;

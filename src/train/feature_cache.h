@@ -36,7 +36,9 @@ struct CachedClip {
 // The model prep and training start from: the architecture of cfg.model (random init,
 // seed 0) with, when cfg.init names a model directory, its pretrained CLIP, decoder and
 // codec weights (the fusion always starts fresh, so an init made for Model-S serves the
-// no-motion ablation too). The init's config must agree on those three sections.
+// no-motion ablation too). The init's config must agree on those three sections, except that
+// the decoder may model more codebooks than the init's: the added codebooks start with a zero
+// input embedding and a fresh head.
 model::V2MModel load_run_model(const data::RunConfig& cfg);
 
 // Identity of the frozen weights the cache depends on: "random-init" without an init, else

@@ -332,6 +332,52 @@ TEST(Trainer, InitLoadsPretrainedPartsUnderAnotherFusion) {
   }
 }
 
+TEST(Trainer, InitWithFewerCodebooksGrowsTheDecoder) {
+  TempDir d;
+  const std::string tiny = std::string(V2M_SOURCE_DIR) + "/configs/model/tiny.yaml";
+  std::string y = read_text(tiny);
+  const std::string four = "ffn_dim: 128\n  num_codebooks: 4";  // the decoder's, not the codec's
+  ASSERT_NE(y.find(four), std::string::npos);
+  std::string two = y;
+  two.replace(two.find(four), four.size(), "ffn_dim: 128\n  num_codebooks: 2");
+  write_text(d.path() + "/two.yaml", two);
+  auto src = model::load_model(d.path() + "/two.yaml");
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : src->parameters()) p.add_(0.5);
+  }
+  model::save_model(src, d.path() + "/init2");
+  data::RunConfig cfg;
+  cfg.model = tiny;
+  cfg.init = d.path() + "/init2";
+  auto m = train::load_run_model(cfg);
+  ASSERT_EQ(m->cfg.decoder.num_codebooks, 4);
+  auto fresh = model::load_model(tiny);  // the architecture's own seed-0 draw
+  auto got = m->decoder->named_parameters(), from = src->decoder->named_parameters(),
+       arch = fresh->decoder->named_parameters();
+  for (const auto& kv : from) {
+    SCOPED_TRACE(kv.key());
+    EXPECT_TRUE(got[kv.key()].equal(kv.value()));
+  }
+  for (int k : {2, 3}) {
+    const std::string e = "model.decoder.embed_tokens." + std::to_string(k) + ".weight";
+    const std::string h = "lm_heads." + std::to_string(k) + ".weight";
+    EXPECT_EQ(got[e].abs().max().item<float>(), 0.0f) << e;
+    EXPECT_TRUE(got[h].equal(arch[h])) << h;
+    EXPECT_FALSE(got[h].equal(from["lm_heads.1.weight"]));
+  }
+  // The other way round (an init with more codebooks than the model) is a mismatch.
+  model::save_model(m, d.path() + "/init4");
+  cfg.model = d.path() + "/two.yaml";
+  cfg.init = d.path() + "/init4";
+  try {
+    train::load_run_model(cfg);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("section 'decoder' differs"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TrainerCli, ARankDyingEndsAllRanksWithAMessage) {
   if (cli().empty()) GTEST_SKIP() << "v2m CLI not built";
   TinyRun s;
@@ -467,7 +513,7 @@ TEST(Trainer, InputNormTakesItsStatisticsFromTheTrainSplitAtStepZero) {
 // its partner with motion off and nothing else changed (same data, init, schedule, eval).
 TEST(ShippedConfigs, RunConfigsParseAndAblationsDifferOnlyInMotion) {
   const std::string root = std::string(V2M_SOURCE_DIR) + "/configs/";
-  for (const char* stem : {"s", "synth/tiny", "synth/tiny_c"}) {
+  for (const char* stem : {"s", "synth/tiny", "synth/tiny_c", "synth/tiny_c8"}) {
     SCOPED_TRACE(stem);
     data::RunConfig with = data::load_run_config(root + stem + ".yaml");
     data::RunConfig without = data::load_run_config(root + stem + "_no_motion.yaml");
