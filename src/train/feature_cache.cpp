@@ -39,19 +39,20 @@ model::V2MModel load_run_model(const data::RunConfig& cfg) {
   nn::load_into(*m->clip, w, "clip.", wpath);
   // The added codebooks: a zero input embedding (the shared stack starts out computing what
   // the init computed) and the fresh head the architecture drew.
-  nn::TensorMap own;
-  nn::collect_state(*m->decoder, "decoder.", &own);
-  for (int64_t k = init_k; k < mc.decoder.num_codebooks; ++k) {
-    const std::string emb = "decoder.model.decoder.embed_tokens." + std::to_string(k) + ".weight";
-    const std::string head = "decoder.lm_heads." + std::to_string(k) + ".weight";
-    if (!own.count(emb) || !own.count(head) || w.count(emb) || w.count(head))
-      throw Error(describe("init model does not match", wpath, "unexpected tensors for codebook " + std::to_string(k)));
-    w[emb] = at::zeros_like(own.at(emb));
-    w[head] = own.at(head).clone();
-  }
-  if (init_k < mc.decoder.num_codebooks)
+  if (init_k < mc.decoder.num_codebooks) {
+    nn::TensorMap own;
+    nn::collect_state(*m->decoder, "decoder.", &own);
+    for (int64_t k = init_k; k < mc.decoder.num_codebooks; ++k) {
+      const std::string emb = "decoder.model.decoder.embed_tokens." + std::to_string(k) + ".weight";
+      const std::string head = "decoder.lm_heads." + std::to_string(k) + ".weight";
+      if (!own.count(emb) || !own.count(head) || w.count(emb) || w.count(head))
+        throw Error(describe("init model does not match", wpath, "unexpected tensors for codebook " + std::to_string(k)));
+      w[emb] = at::zeros_like(own.at(emb));
+      w[head] = own.at(head).clone();
+    }
     spdlog::info("init {}: decoder grown from {} to {} codebooks (new embeddings zero, new heads random)", cfg.init,
                  init_k, mc.decoder.num_codebooks);
+  }
   nn::load_into(*m->decoder, w, "decoder.", wpath);
   nn::load_into(*m->codec, w, "codec.", wpath);
   return m;
